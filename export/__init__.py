@@ -1,0 +1,1 @@
+"""vasr.export: ONNX export and the torch-free recognizer runtime (numpy + onnxruntime + vasr.kernels)."""

@@ -1,0 +1,74 @@
+"""The kernel dispatcher: forcing a backend, fallbacks that warn, and what BACKENDS reports."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from vasr.kernels import dispatch
+
+
+def _run(code: str, **env) -> subprocess.CompletedProcess:
+    import os
+    return subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=120)
+
+
+def test_every_kernel_has_its_reference():
+    for kernel in dispatch.KERNELS:
+        assert "python" in dispatch.available(kernel)
+        assert dispatch.load(kernel, "python").__name__ == f"vasr.kernels.{kernel}_py"
+
+
+def test_backends_export_the_reference_names():
+    for kernel in dispatch.KERNELS:
+        names = dispatch.load(kernel, "python").__all__
+        for backend in dispatch.available(kernel):
+            module = dispatch.load(kernel, backend)
+            missing = [n for n in names if not hasattr(module, n)]
+            assert missing == [], (kernel, backend)
+
+
+def test_public_names_resolve_lazily():
+    import vasr.kernels as k
+
+    table = k._EXPORTS
+    for name, kernel in table.items():
+        assert name in dispatch.load(kernel, "python").__all__, name
+    for kernel in dispatch.KERNELS:
+        assert set(dispatch.load(kernel, "python").__all__) <= set(table), kernel
+
+
+def test_unknown_names_are_errors():
+    with pytest.raises(ValueError, match="unknown kernel"):
+        dispatch.load("fft")
+    with pytest.raises(ValueError, match="unknown kernel backend"):
+        dispatch.load("fbank", "fortran")
+    with pytest.raises(AttributeError):
+        import vasr.kernels
+        vasr.kernels.no_such_thing  # noqa: B018
+
+
+def test_forcing_python_gives_references_without_warning():
+    out = _run("import vasr.kernels as k; print(sorted(set(k.BACKENDS.values())))", VASR_KERNELS="python")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['python']"
+    assert "RuntimeWarning" not in out.stderr
+
+
+def test_bad_forced_value_is_a_clear_error():
+    out = _run("import vasr.kernels as k; k.BACKENDS", VASR_KERNELS="gpu")
+    assert out.returncode != 0 and "VASR_KERNELS='gpu'" in out.stderr
+
+
+def test_forcing_a_missing_backend_warns_and_falls_back():
+    # each kernel ships at most one compiled backend, so one of cython/numba is missing for every kernel
+    for forced in ("cython", "numba"):
+        missing = [k for k in dispatch.KERNELS if forced not in dispatch.available(k)]
+        if not missing:
+            continue
+        out = _run(f"import vasr.kernels as k; print(k.BACKENDS[{missing[0]!r}])", VASR_KERNELS=forced)
+        assert out.returncode == 0, out.stderr
+        assert f"has no {forced} backend here" in out.stderr
+        assert out.stdout.strip() == dispatch.available(missing[0])[0]

@@ -1,0 +1,2 @@
+"""vasr: Vietnamese speech-to-text toolkit."""
+__version__ = "0.1.0"

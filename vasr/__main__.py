@@ -1,0 +1,3 @@
+from vasr.cli import main
+
+raise SystemExit(main())

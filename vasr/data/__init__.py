@@ -1,0 +1,1 @@
+"""Corpora: audio I/O, importers, the synthetic corpus and its sentence source."""

@@ -1,0 +1,1 @@
+"""Database schema, migrations and queries (SQLite by default, PostgreSQL for teams)."""
