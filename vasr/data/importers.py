@@ -276,7 +276,8 @@ def ingest(engine: Engine, source: str, location: str, entries: Iterable[Entry],
     candidates: list[Utterance] = []
     first_of_key: dict[tuple[str, float, float], str] = {}
     hashes: dict[Path, str] = {}
-    for entry in tqdm(entries, desc=f"checking {source}", unit="utt", disable=None if progress else True, leave=False):
+    for entry in tqdm(entries, desc=f"checking {source}", unit="utt", leave=False,
+                      disable=None if progress else True):  # None: only on a terminal
         utterance = _check(entry, hashes, options.annotation_type, rejects)
         if utterance is None:
             continue

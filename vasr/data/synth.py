@@ -113,7 +113,8 @@ def render(job: Job, espeak: str) -> None:
     os.replace(tmp, job.path)
 
 
-def synthesize(config: SynthConfig, engine: Engine | None = None, progress: bool = True) -> tuple[list[Job], ImportReport | None]:
+def synthesize(config: SynthConfig, engine: Engine | None = None,
+               progress: bool = True) -> tuple[list[Job], ImportReport | None]:
     """Render the corpus of ``config``, write ``manifest.csv``, and import it when ``engine`` is given."""
     espeak = check_espeak()
     sentences = file_sentences(Path(config.text)) if config.text else catalogue_sentences()
