@@ -1,0 +1,339 @@
+# cython: boundscheck=False, wraparound=False, cdivision=True, language_level=3
+# distutils: language = c++
+"""Compiled CTC prefix beam search: mirrors ``ctc_py.ctc_prefix_beam_search`` step for step (same
+candidate order, log-add order and tie-breaks), with the prefix trie, the beam and the Aho-Corasick
+transitions in C++. The other public names are numpy / pure Python and re-exported from ctc_py.
+"""
+from libc.math cimport INFINITY, exp, log1p
+from libc.string cimport memset
+from libcpp.algorithm cimport nth_element, partial_sort, sort
+from libcpp.unordered_map cimport unordered_map
+from libcpp.utility cimport pair
+from libcpp.vector cimport vector
+from cython.operator cimport dereference as deref
+
+from vasr.kernels import ctc_py as _py
+from vasr.kernels.ctc_py import (ContextGraph, Hypothesis, WordLM, ctc_greedy_search,
+                                 tokens_to_text)
+
+__all__ = list(_py.__all__)
+
+cdef enum:
+    ROOT = 0
+
+
+cdef struct Slot:
+    # a prefix in the beam or a candidate for it; fields as ctc_py._Slot
+    int node
+    int src
+    int token
+    double pb
+    double pnb
+    double vb
+    double vnb
+    double total
+    int cb
+    int cnb
+    int cnb_frame
+    int ctx_state
+    double ctx
+    double lm
+
+
+cdef struct Graph:
+    # borrowed views of a ContextGraph's arrays
+    const int* child_start
+    const int* child_token
+    const int* child_node
+    const int* fail
+    const int* root_next
+    int n_root
+    const double* node_score
+    const double* output_score
+
+
+cdef inline double logadd(double a, double b) noexcept nogil:
+    cdef double t
+    if a < b:
+        t = a
+        a = b
+        b = t
+    if b == -INFINITY:
+        return a
+    return a + log1p(exp(b - a))
+
+
+cdef inline int graph_next(const Graph* g, int state, int v) noexcept nogil:
+    cdef int k
+    while True:
+        if state == ROOT:
+            return g.root_next[v] if v < g.n_root else ROOT
+        for k in range(g.child_start[state], g.child_start[state + 1]):
+            if g.child_token[k] == v:
+                return g.child_node[k]
+        state = g.fail[state]
+
+
+cdef class _Prefixes:
+    """Trie of the prefixes that entered the beam (as ctc_py._Prefixes), in C++ vectors."""
+    cdef vector[int] parent, token, word_len, ctx_state
+    cdef vector[double] ctx, lm
+    cdef unordered_map[long long, int] edges
+    cdef object wordlm
+    cdef double lm_weight, word_bonus
+    cdef const unsigned char[::1] boundary
+    cdef bint has_boundary
+    cdef list lm_state
+    cdef dict word_cache
+    cdef long long V
+
+    def __init__(self, V, lm, lm_weight, word_bonus, boundary):
+        self.V = V
+        self.wordlm, self.lm_weight, self.word_bonus = lm, lm_weight, word_bonus
+        self.has_boundary = boundary is not None
+        if self.has_boundary:
+            self.boundary = boundary
+        self.parent.push_back(-1)
+        self.token.push_back(-1)
+        self.word_len.push_back(0)
+        self.ctx_state.push_back(ROOT)
+        self.ctx.push_back(0.0)
+        self.lm.push_back(0.0)
+        self.lm_state = [lm.initial_state() if lm is not None else None]
+        self.word_cache = {}
+
+    cdef double word_delta(self, int node) except? -1.5e308:
+        cdef int n = self.word_len[node]
+        if node not in self.word_cache:
+            if n == 0:
+                self.word_cache[node] = (0.0, self.lm_state[node])
+            else:
+                tokens = self.tokens(node)
+                score, state = self.wordlm.score(self.lm_state[node], tokens[len(tokens) - n:])
+                self.word_cache[node] = (self.lm_weight * <double>score + self.word_bonus, state)
+        return self.word_cache[node][0]
+
+    cdef int add(self, int node, int v, const Slot* s) except -1:
+        cdef long long key = node * self.V + v
+        cdef int child
+        cdef bint starts_word
+        cdef unordered_map[long long, int].iterator it = self.edges.find(key)
+        if it != self.edges.end():
+            return deref(it).second
+        child = self.parent.size()
+        self.edges[key] = child
+        starts_word = self.has_boundary and self.boundary[v]
+        self.parent.push_back(node)
+        self.token.push_back(v)
+        self.word_len.push_back(1 if starts_word else self.word_len[node] + 1)
+        self.ctx_state.push_back(s.ctx_state)
+        self.ctx.push_back(s.ctx)
+        self.lm.push_back(s.lm)
+        if self.wordlm is not None:
+            if starts_word:
+                self.word_delta(node)
+                self.lm_state.append(self.word_cache[node][1])
+            else:
+                self.lm_state.append(self.lm_state[node])
+        return child
+
+    cdef tuple tokens(self, int node):
+        cdef list out = []
+        while node != ROOT:
+            out.append(self.token[node])
+            node = self.parent[node]
+        out.reverse()
+        return tuple(out)
+
+
+def ctc_prefix_beam_search(log_probs, beam=8, blank=0, nbest=None, top_k=0, prune_logp=-INFINITY,
+                           context=None, lm=None, lm_weight=0.5, word_bonus=0.0, word_boundary=None,
+                           symbols=None):
+    lp, nbest, boundary = _py._check_search_args(log_probs, beam, blank, nbest, top_k, context, lm,
+                                                 word_boundary, symbols)
+    finals = _search(lp, beam, blank, top_k, prune_logp, context, lm, lm_weight, word_bonus, boundary)
+    return _py._finish(finals, context, lm, lm_weight, nbest, symbols)
+
+
+ctc_prefix_beam_search.__doc__ = _py.ctc_prefix_beam_search.__doc__
+
+
+cdef inline void set_slot(Slot* s, int node, int src, int token, double pb, double pnb,
+                  double vb, double vnb, double total, int cb, int cnb, int cnb_frame, int ctx_state,
+                  double ctx, double lm) noexcept nogil:
+    # filled in place: a struct built on the stack and copied costs a store-forwarding stall
+    s.node, s.src, s.token = node, src, token
+    s.pb, s.pnb, s.vb, s.vnb, s.total = pb, pnb, vb, vnb, total
+    s.cb, s.cnb, s.cnb_frame = cb, cnb, cnb_frame
+    s.ctx_state, s.ctx, s.lm = ctx_state, ctx, lm
+
+
+cdef list _search(const float[:, ::1] lp, int beam, int blank, int top_k, double prune_logp,
+                  object context, object lm, double lm_weight, double word_bonus, object boundary):
+    cdef Py_ssize_t T = lp.shape[0]
+    cdef int V = lp.shape[1]
+    cdef bint has_ctx = context is not None
+    cdef bint has_lm = lm is not None
+    cdef const unsigned char[::1] is_boundary
+    cdef const int[::1] cs, ct, cn, cf, cr
+    cdef const double[::1] cns, cos
+    cdef Graph g
+    memset(&g, 0, sizeof(g))
+    if has_ctx:
+        cs, ct, cn = context.child_start, context.child_token, context.child_node
+        cf, cr = context.fail, context.root_next
+        cns, cos = context.node_score, context.output_score
+        g.child_start, g.child_token, g.child_node = &cs[0], &ct[0], &cn[0]
+        g.fail, g.root_next, g.n_root = &cf[0], &cr[0], cr.shape[0]
+        g.node_score, g.output_score = &cns[0], &cos[0]
+    if has_lm:
+        is_boundary = boundary
+    cdef _Prefixes prefixes = _Prefixes(V, lm, lm_weight, word_bonus, boundary)
+    cdef vector[int] chain_parent, chain_frame  # Viterbi emission chains, as in ctc_py
+    cdef vector[Slot] entries, slots, kept
+    cdef vector[int] entry_of, child_head, child_next, cands
+    cdef vector[pair[double, int]] order, ranked
+    cdef Slot* s
+    cdef Slot e
+    cdef Py_ssize_t t, k, n, m, live, n_slots
+    cdef int i, j, v, c, best, last, par, csrc, cbest, ctx_state
+    cdef double p, total, vbest, src, vsrc, ctx, lmv, score
+    entries.resize(1)
+    set_slot(&entries[0], ROOT, -1, -1, 0.0, -INFINITY, 0.0, -INFINITY, 0.0, -1, -1, -1, ROOT, 0.0, 0.0)
+    prefixes.edges.reserve(4 * T)
+    entry_of.push_back(-1)
+    for t in range(T):
+        best = 0
+        for v in range(1, V):
+            if lp[t, v] > lp[t, best]:
+                best = v
+        cands.clear()
+        if 0 < top_k < V:
+            ranked.clear()
+            for v in range(V):
+                ranked.push_back(pair[double, int](-<double>lp[t, v], v))
+            partial_sort(ranked.begin(), ranked.begin() + top_k, ranked.end())
+            for k in range(top_k):
+                v = ranked[k].second
+                if <double>lp[t, v] >= prune_logp or v == best:
+                    cands.push_back(v)
+            sort(cands.begin(), cands.end())
+        else:
+            for v in range(V):
+                if <double>lp[t, v] >= prune_logp or v == best:
+                    cands.push_back(v)
+
+        n = entries.size()
+        child_head.assign(n, -1)
+        child_next.assign(n, -1)
+        for i in range(n):
+            entry_of[entries[i].node] = i
+        for j in range(n):
+            par = prefixes.parent[entries[j].node]
+            if par >= 0 and entry_of[par] >= 0:
+                i = entry_of[par]
+                child_next[j] = child_head[i]
+                child_head[i] = j
+        if slots.size() < n * (cands.size() + 1):  # an entry makes its own slot + one per candidate
+            slots.resize(n * (cands.size() + 1))
+            order.resize(slots.size())
+        for i in range(n):
+            set_slot(&slots[i], entries[i].node, -1, -1, -INFINITY, -INFINITY, -INFINITY, -INFINITY,
+                     -INFINITY, -1, -1, -1, entries[i].ctx_state, entries[i].ctx, entries[i].lm)
+        n_slots = n
+        for i in range(n):
+            e = entries[i]
+            total = e.total
+            if e.vb >= e.vnb:
+                vbest, cbest = e.vb, e.cb
+            else:
+                vbest, cbest = e.vnb, e.cnb
+            last = prefixes.token[e.node]
+            for c in range(<int>cands.size()):
+                v = cands[c]
+                p = lp[t, v]
+                if v == blank:
+                    s = &slots[i]
+                    s.pb = logadd(s.pb, total + p)
+                    if vbest + p > s.vb:
+                        s.vb, s.cb = vbest + p, cbest
+                    continue
+                if v == last:  # the run of the last token goes on; a new copy needs a blank before it
+                    s = &slots[i]
+                    s.pnb = logadd(s.pnb, e.pnb + p)
+                    if e.vnb + p > s.vnb:
+                        s.vnb, s.cnb, s.cnb_frame = e.vnb + p, e.cnb, -1
+                    src, vsrc, csrc = e.pb, e.vb, e.cb
+                else:
+                    src, vsrc, csrc = total, vbest, cbest
+                j = child_head[i]
+                while j >= 0 and prefixes.token[entries[j].node] != v:
+                    j = child_next[j]
+                if j < 0:
+                    ctx_state, ctx, lmv = e.ctx_state, e.ctx, e.lm
+                    if has_ctx:
+                        ctx_state = graph_next(&g, e.ctx_state, v)
+                        ctx = ctx + (g.node_score[ctx_state] - g.node_score[e.ctx_state]
+                                     + g.output_score[ctx_state])
+                    if has_lm and is_boundary[v]:
+                        lmv = lmv + prefixes.word_delta(e.node)
+                    set_slot(&slots[n_slots], -1, i, v, -INFINITY, src + p, -INFINITY, vsrc + p, -INFINITY,
+                             -1, csrc, t, ctx_state, ctx, lmv)
+                    n_slots += 1
+                else:
+                    s = &slots[j]
+                    s.pnb = logadd(s.pnb, src + p)
+                    if vsrc + p > s.vnb:
+                        s.vnb, s.cnb, s.cnb_frame = vsrc + p, csrc, t
+
+        # zero-probability prefixes never enter the beam; ties keep the lower slot index
+        live = 0
+        for k in range(n_slots):
+            slots[k].total = logadd(slots[k].pb, slots[k].pnb)
+            score = slots[k].total + slots[k].ctx + slots[k].lm
+            if score > -INFINITY:
+                order[live].first, order[live].second = -score, k
+                live += 1
+        m = min(<Py_ssize_t>beam, live)
+        if live > m:
+            nth_element(order.begin(), order.begin() + m, order.begin() + live)
+        sort(order.begin(), order.begin() + m)
+        for i in range(n):
+            entry_of[entries[i].node] = -1
+        kept.clear()
+        for k in range(m):
+            s = &slots[order[k].second]
+            if s.node < 0:
+                s.node = prefixes.add(entries[s.src].node, s.token, s)
+            if s.cnb_frame >= 0:
+                chain_parent.push_back(s.cnb)
+                chain_frame.push_back(s.cnb_frame)
+                s.cnb, s.cnb_frame = chain_parent.size() - 1, -1
+            kept.push_back(s[0])
+        entries.swap(kept)
+        entry_of.resize(prefixes.parent.size(), -1)
+    return _finals(entries, prefixes, chain_parent, chain_frame, has_lm)
+
+
+cdef list _finals(vector[Slot]& entries, _Prefixes prefixes, vector[int]& chain_parent,
+                  vector[int]& chain_frame, bint has_lm):
+    """Per entry, the tuple ctc_py._finish expects."""
+    cdef list finals = [], frames
+    cdef Py_ssize_t i
+    cdef int link, node
+    cdef double lm_score
+    for i in range(<Py_ssize_t>entries.size()):
+        node = entries[i].node
+        link = entries[i].cb if entries[i].vb >= entries[i].vnb else entries[i].cnb
+        frames = []
+        while link >= 0:
+            frames.append(chain_frame[link])
+            link = chain_parent[link]
+        frames.reverse()
+        lm_score, lm_state = prefixes.lm[node], None
+        if has_lm:
+            lm_score += prefixes.word_delta(node)
+            lm_state = prefixes.word_cache[node][1]
+        finals.append((prefixes.tokens(node), tuple(frames), entries[i].total,
+                       prefixes.ctx[node], prefixes.ctx_state[node], lm_score, lm_state))
+    return finals

@@ -1,0 +1,333 @@
+"""CTC greedy / prefix beam search, the hot-word context graph and the word-LM hook, on every backend."""
+from __future__ import annotations
+
+import inspect
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from vasr.kernels import dispatch
+from vasr.kernels.ctc_py import WordLM
+
+SPACE = "\u2581"
+
+
+@pytest.fixture(params=dispatch.available("ctc"))
+def ctc(request):
+    return dispatch.load("ctc", request.param)
+
+
+@pytest.fixture(scope="module")
+def ref():
+    return dispatch.load("ctc", "python")
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(axis=1, keepdims=True)
+    return (x - np.log(np.exp(x).sum(axis=1, keepdims=True))).astype(np.float32)
+
+
+def from_probs(rows: list[dict[int, float]], V: int, floor: float = 1e-6) -> np.ndarray:
+    """(T, V) log-probs from sparse per-frame probabilities (the rest share what is left)."""
+    out = np.empty((len(rows), V))
+    for t, row in enumerate(rows):
+        rest = (1.0 - sum(row.values())) / (V - len(row))
+        out[t] = [row.get(v, max(rest, floor)) for v in range(V)]
+    return log_softmax(np.log(out))
+
+
+def peaky(rng: np.random.Generator, T: int, V: int) -> np.ndarray:
+    """Mostly-blank frames, peaked tokens, some frames with two plausible tokens."""
+    x = rng.normal(0.0, 1.0, size=(T, V))
+    for t in range(T):
+        if rng.random() < 0.5:
+            x[t, 0] += 6.0
+        else:
+            x[t, rng.integers(1, V)] += 5.0
+            if rng.random() < 0.3:
+                x[t, rng.integers(0, V)] += 4.5
+    return log_softmax(x)
+
+
+def brute_force(lp: np.ndarray, blank: int = 0) -> dict[tuple, tuple[float, tuple]]:
+    """Every collapsed token sequence -> (log-sum over its alignments, frames of its best alignment)."""
+    T, V = lp.shape
+    out: dict[tuple, tuple[float, float, tuple]] = {}
+    for path in itertools.product(range(V), repeat=T):
+        score = sum(float(lp[t, v]) for t, v in enumerate(path))
+        tokens, frames = [], []
+        for t, v in enumerate(path):
+            if v != blank and (t == 0 or path[t - 1] != v):
+                tokens.append(v), frames.append(t)
+        total, best, best_frames = out.get(tuple(tokens), (-math.inf, -math.inf, ()))
+        out[tuple(tokens)] = (np.logaddexp(total, score), *((score, tuple(frames)) if score > best
+                                                             else (best, best_frames)))
+    return {k: (total, frames) for k, (total, _, frames) in out.items()}
+
+
+def test_backends_export_the_reference_api(ctc, ref):
+    assert sorted(ctc.__all__) == sorted(ref.__all__)
+    for name in ref.__all__:
+        ours, theirs = getattr(ctc, name), getattr(ref, name)
+        assert ours.__doc__ == theirs.__doc__, name
+    assert (list(inspect.signature(ctc.ctc_prefix_beam_search).parameters)
+            == list(inspect.signature(ref.ctc_prefix_beam_search).parameters))
+
+
+def test_tokens_to_text(ctc):
+    symbols = ["<blk>", f"{SPACE}xin", f"{SPACE}chào", "a", SPACE]
+    assert ctc.tokens_to_text([1, 2, 3], symbols) == "xin chàoa"
+    assert ctc.tokens_to_text([4, 3, 3, 4, 4, 3], symbols) == "aa  a"
+    assert ctc.tokens_to_text([], symbols) == ""
+
+
+def test_greedy_concrete(ctc):
+    V = 3
+    lp = from_probs([{0: .8}, {1: .7}, {1: .6}, {0: .9}, {1: .5}, {2: .9}, {2: .8}], V)
+    hyp = ctc.ctc_greedy_search(lp, symbols=["<blk>", "x", "y"])
+    assert hyp.tokens == (1, 1, 2) and hyp.frames == (1, 4, 5) and hyp.text == "xxy"
+    assert hyp.acoustic == pytest.approx(float(lp.max(axis=1).astype(np.float64).sum()), abs=1e-9)
+    assert hyp.score == hyp.acoustic and hyp.context == 0.0 and hyp.lm == 0.0
+    assert ctc.ctc_greedy_search(np.zeros((0, 4), np.float32)).tokens == ()
+
+
+def test_prefix_sums_match_brute_force(ctc):
+    """Exact search (no pruning, beam wider than the number of prefixes) == enumeration of V^T paths;
+    frames are those of each prefix's best alignment."""
+    rng = np.random.default_rng(7)
+    for _ in range(120):
+        T, V = int(rng.integers(1, 6)), int(rng.integers(1, 4))
+        lp = log_softmax(rng.normal(0.0, 2.0, size=(T, V)))
+        expected = brute_force(lp)
+        hyps = ctc.ctc_prefix_beam_search(lp, beam=len(expected) + 2)
+        assert {h.tokens for h in hyps} == set(expected)
+        for h in hyps:
+            assert h.acoustic == pytest.approx(expected[h.tokens][0], abs=1e-5)
+            assert h.frames == expected[h.tokens][1]
+            assert h.score == h.acoustic
+        assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
+
+
+def test_empty_input_gives_one_empty_hypothesis(ctc):
+    hyps = ctc.ctc_prefix_beam_search(np.zeros((0, 5), np.float32), symbols=list("_abcd"))
+    assert hyps == [ctc.Hypothesis((), (), 0.0, 0.0, 0.0, 0.0, "")]
+
+
+def test_greedy_equals_beam_one_on_peaky_input(ctc):
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        lp = peaky(rng, 60, 12)
+        greedy = ctc.ctc_greedy_search(lp)
+        (best,) = ctc.ctc_prefix_beam_search(lp, beam=1)
+        assert best.tokens == greedy.tokens and best.frames == greedy.frames
+        assert best.acoustic >= greedy.acoustic  # a log-sum over alignments >= its best path
+
+
+@pytest.mark.parametrize("pruning", [{}, {"top_k": 3}, {"prune_logp": -4.0},
+                                     {"top_k": 4, "prune_logp": -3.0}])
+@pytest.mark.parametrize("with_context", [False, True])
+def test_backend_matches_reference(ctc, ref, pruning, with_context):
+    rng = np.random.default_rng(11)
+    for _ in range(6):
+        lp = peaky(rng, 50, 10)
+        context = ref.ContextGraph([[1, 2], [2, 3, 4], [5], [1, 2, 6, 7]], boosts=[1.0, 2.0, 0.5, 1.5]) \
+            if with_context else None
+        ours = ctc.ctc_prefix_beam_search(lp, beam=6, context=context, **pruning)
+        theirs = ref.ctc_prefix_beam_search(lp, beam=6, context=context, **pruning)
+        assert [(h.tokens, h.frames) for h in ours] == [(h.tokens, h.frames) for h in theirs]
+        for a, b in zip(ours, theirs):
+            for field in ("score", "acoustic", "context", "lm"):
+                assert getattr(a, field) == pytest.approx(getattr(b, field), abs=1e-4)
+        assert all(list(h.frames) == sorted(set(h.frames)) for h in ours)
+
+
+def test_nbest_and_pruned_candidates(ctc):
+    rng = np.random.default_rng(5)
+    lp = peaky(rng, 40, 10)
+    assert len(ctc.ctc_prefix_beam_search(lp, beam=5, nbest=2)) == 2
+    assert len(ctc.ctc_prefix_beam_search(lp, beam=5)) == 5
+    # with only the argmax tried per frame the search is the greedy one
+    only_best = ctc.ctc_prefix_beam_search(lp, beam=4, prune_logp=0.0)
+    assert only_best[0].tokens == ctc.ctc_greedy_search(lp).tokens
+    assert len(only_best) == 1
+
+
+def test_best_text_equals_pyctcdecode_without_pruning(ctc):
+    """pyctcdecode keeps "ends in blank" and "ends in a token" as separate beams, so its n-best lists
+    differ from ours; on peaky input with pruning off both find the same best text."""
+    pyctcdecode = pytest.importorskip("pyctcdecode")
+    labels = ["", *"abcdefghi"]
+    decoder = pyctcdecode.build_ctcdecoder(labels)
+    rng = np.random.default_rng(21)
+    for _ in range(8):
+        lp = peaky(rng, 60, len(labels))
+        theirs = decoder.decode_beams(lp, beam_width=16, token_min_logp=-1e9, beam_prune_logp=-1e9,
+                                      prune_history=False)[0][0]
+        ours = ctc.ctc_prefix_beam_search(lp, beam=16, symbols=["<blk>", *labels[1:]])[0]
+        assert ours.text == theirs
+
+
+# hot words: "a b" is acoustically better than "c b" by ln(0.55 / 0.449) ~ 0.2 nats
+HOT_SYMBOLS = ["<blk>", "a", "b", "c", "d", "e"]
+A, B, C, D, E = 1, 2, 3, 4, 5
+
+
+@pytest.fixture
+def ab_or_cb():
+    return from_probs([{0: .999}, {A: .55, C: .449}, {0: .999}, {B: .999}, {0: .999}], len(HOT_SYMBOLS))
+
+
+def test_hot_word_changes_the_winner(ctc, ab_or_cb):
+    plain = ctc.ctc_prefix_beam_search(ab_or_cb, symbols=HOT_SYMBOLS)
+    assert plain[0].text == "ab" and plain[0].context == 0.0 and plain[0].score == plain[0].acoustic
+    boosted = ctc.ctc_prefix_beam_search(ab_or_cb, context=ctc.ContextGraph([[C, B]]), symbols=HOT_SYMBOLS)
+    assert boosted[0].text == "cb"
+    assert boosted[0].context == pytest.approx(3.0)  # 2 tokens x default boost 1.5, kept at the end
+    assert boosted[0].score == pytest.approx(boosted[0].acoustic + 3.0)
+    cb = next(h for h in plain if h.tokens == (C, B))
+    assert boosted[0].acoustic == pytest.approx(cb.acoustic, abs=1e-3)  # the beams pruned differently
+    weak = ctc.ctc_prefix_beam_search(ab_or_cb, context=ctc.ContextGraph([[C, B]], boosts=[0.1]))
+    assert weak[0].tokens == (A, B)
+
+
+def test_unrelated_hot_word_changes_nothing(ctc, ab_or_cb):
+    # d and e (p = 2e-4) are never tried under pyctcdecode-like pruning, so the search is the same
+    plain = ctc.ctc_prefix_beam_search(ab_or_cb, prune_logp=-5.0)[0]
+    unrelated = ctc.ContextGraph([[E, E, D], [D]])
+    other = ctc.ctc_prefix_beam_search(ab_or_cb, prune_logp=-5.0, context=unrelated)[0]
+    assert (other.tokens, other.frames, other.acoustic, other.context) == \
+        (plain.tokens, plain.frames, plain.acoustic, 0.0)
+    assert other.score == plain.score
+
+
+def test_abandoned_partial_match_leaves_no_bonus(ctc, ab_or_cb):
+    """(c, b, d) matches "cb" only partly: its credit counts while searching, finalize takes it back."""
+    hyps = ctc.ctc_prefix_beam_search(ab_or_cb, context=ctc.ContextGraph([[C, B, D]]))
+    assert hyps[0].tokens == (A, B)
+    assert (C, B) in [h.tokens for h in hyps]
+    for h in hyps:
+        if h.tokens == (C, B, D):  # the one hypothesis that completes the phrase keeps 3 x 1.5
+            assert h.context == 4.5 and h.score == h.acoustic + 4.5
+        else:
+            assert h.context == 0.0 and h.score == h.acoustic
+    assert (C, B, D) in [h.tokens for h in hyps]
+
+
+def node_of(graph, tokens) -> int:
+    state = graph.root
+    for tok in tokens:
+        state = graph.forward(state, tok)[1]
+    return state
+
+
+def test_context_graph_fail_links_on_overlapping_phrases(ctc):
+    graph = ctc.ContextGraph([[1, 2, 3], [2, 3, 4]], default_boost=1.0)
+    assert graph.num_nodes == 7
+    assert graph.fail[node_of(graph, [1, 2])] == node_of(graph, [2])
+    assert graph.fail[node_of(graph, [1, 2, 3])] == node_of(graph, [2, 3])
+    assert graph.output[node_of(graph, [1, 2, 3])] == -1
+    assert all(graph.fail[n] < n for n in range(1, graph.num_nodes))
+    state, bonuses = graph.root, []
+    for tok in [1, 2, 3, 4]:
+        bonus, state = graph.forward(state, tok)
+        bonuses.append(bonus)
+    # 1, 2: partial credit; 3 completes [1,2,3] (+3 kept); 4 jumps via the fail link to [2,3,4]
+    assert bonuses == pytest.approx([1.0, 1.0, 4.0, 3.0])
+    assert state == node_of(graph, [2, 3, 4])
+    assert graph.finalize(state) == (pytest.approx(-3.0), graph.root)  # 9 - 3 = both phrases, 3 each
+    state, total = graph.root, 0.0
+    for tok in [1, 2, 5]:
+        bonus, state = graph.forward(state, tok)
+        total += bonus
+    assert total == pytest.approx(0.0) and state == graph.root  # abandoned: credit taken back
+
+
+def test_context_graph_output_links_and_shared_prefix(ctc):
+    graph = ctc.ContextGraph([[2, 3], [1, 2, 3]], default_boost=1.0)
+    end = node_of(graph, [1, 2, 3])
+    assert graph.output[end] == node_of(graph, [2, 3])
+    assert graph.output_score[end] == pytest.approx(5.0)  # [1,2,3] and the [2,3] inside it
+    total, state = 0.0, graph.root
+    for tok in [1, 2, 3]:
+        bonus, state = graph.forward(state, tok)
+        total += bonus
+    assert total + graph.finalize(state)[0] == pytest.approx(5.0)
+    shared = ctc.ContextGraph([[1, 2], [1, 3]], boosts=[1.0, 2.0])
+    assert shared.forward(shared.root, 1)[0] == pytest.approx(2.0)  # the larger boost of the two
+    assert shared.boost[node_of(shared, [1, 2])] == pytest.approx(1.0)
+
+
+class ToyLM(WordLM):
+    """Rewards the word (▁, c, b): ln P = 0 for it, -2 for any other word; -0.5 at the end."""
+
+    TARGET = (1, 4, 3)
+
+    def __init__(self):
+        self.words = set()
+
+    def initial_state(self):
+        return ()
+
+    def score(self, state, word):
+        assert word and 1 not in word[1:], word  # a word never spans a boundary token
+        self.words.add(word)
+        return (0.0 if word == self.TARGET else -2.0), state + (word,)
+
+    def final(self, state):
+        return -0.5
+
+
+@pytest.fixture
+def words():
+    """'▁ab▁a' slightly better than '▁cb▁a' (ids: ▁ 1, a 2, b 3, c 4)."""
+    frames = [{1: .9}, {0: .9}, {2: .55, 4: .40}, {0: .9}, {3: .9}, {0: .9}, {1: .9}, {2: .9}, {0: .9}]
+    return from_probs(frames, 5), ["<blk>", SPACE, "a", "b", "c"]
+
+
+def test_word_lm_changes_the_winner(ctc, words):
+    lp, symbols = words
+    lm = ToyLM()
+    plain = ctc.ctc_prefix_beam_search(lp, symbols=symbols)
+    assert plain[0].text == "ab a"
+    scored = ctc.ctc_prefix_beam_search(lp, lm=lm, lm_weight=1.0, word_bonus=0.25, word_boundary=[1],
+                                        symbols=symbols)
+    best = scored[0]
+    assert best.text == "cb a"
+    # words (▁,c,b) = 0 and (▁,a) = -2, each + 0.25; the end -0.5
+    assert best.lm == pytest.approx(0.0 + 0.25 - 2.0 + 0.25 - 0.5)
+    assert best.score == pytest.approx(best.acoustic + best.lm)
+    assert {(1, 4, 3), (1, 2, 3), (1, 2)} <= lm.words
+    again = ctc.ctc_prefix_beam_search(lp, symbols=symbols)
+    assert again == plain  # lm=None: identical results, no state left behind
+
+
+def test_validation_errors(ctc):
+    lp = np.log(np.full((4, 3), 1 / 3, np.float32))
+    with pytest.raises(ValueError, match="float32"):
+        ctc.ctc_prefix_beam_search(lp.astype(np.float64))
+    with pytest.raises(ValueError, match="2-D"):
+        ctc.ctc_prefix_beam_search(lp[0])
+    with pytest.raises(ValueError, match="blank"):
+        ctc.ctc_prefix_beam_search(lp, blank=3)
+    with pytest.raises(ValueError, match="beam"):
+        ctc.ctc_prefix_beam_search(lp, beam=0)
+    with pytest.raises(ValueError, match="nbest"):
+        ctc.ctc_prefix_beam_search(lp, beam=2, nbest=3)
+    with pytest.raises(ValueError, match="top_k"):
+        ctc.ctc_prefix_beam_search(lp, top_k=-1)
+    with pytest.raises(ValueError, match="symbols"):
+        ctc.ctc_greedy_search(lp, symbols=["a"])
+    with pytest.raises(ValueError, match="word_boundary"):
+        ctc.ctc_prefix_beam_search(lp, lm=ToyLM())
+    with pytest.raises(ValueError, match="token id 7"):
+        ctc.ctc_prefix_beam_search(lp, context=ctc.ContextGraph([[1, 7]]))
+    with pytest.raises(ValueError, match="phrase 1 is empty"):
+        ctc.ContextGraph([[1, 2], []])
+    with pytest.raises(ValueError, match="phrase 0 has token id -1"):
+        ctc.ContextGraph([[-1]])
+    with pytest.raises(ValueError, match="phrase 2 has token id 9"):
+        ctc.ContextGraph([[1], [2], [3, 9]], vocab_size=9)
+    with pytest.raises(ValueError, match="2 boosts for 1 phrases"):
+        ctc.ContextGraph([[1]], boosts=[1.0, 2.0])
