@@ -17,8 +17,10 @@ test: venv
 	$(PY) -m pytest -q
 	@echo "== kernel tests again on a pure-Python build (VASR_PUREPYTHON=1) =="
 	rm -rf build/pure && VASR_PUREPYTHON=1 $(PY) -m pip install -q --no-deps --no-build-isolation --target build/pure .
-	VASR_PUREPYTHON=1 PYTHONPATH=build/pure $(PY) -m pytest -q -p no:cacheprovider tests/test_kernels_pure.py \
-		tests/test_fbank.py tests/test_ctc.py tests/test_levenshtein.py
+	# -S skips the venv's .pth files, so the editable install cannot supply the compiled modules
+	VASR_PUREPYTHON=1 PYTHONSAFEPATH=1 PYTHONPATH=build/pure:$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') \
+		$(PY) -S -m pytest -q -p no:cacheprovider tests/test_kernels_pure.py tests/test_fbank.py tests/test_ctc.py \
+		tests/test_levenshtein.py
 
 bench: venv
 	$(VENV)/bin/vasr bench --out bench-report
@@ -42,7 +44,7 @@ venv: system $(STAMP)
 # torch is pinned first: 2.13.0 is the CPU build this project is tested with (a bare 'torch' pulls CUDA builds)
 $(STAMP): pyproject.toml setup.py $(wildcard kernels/*.pyx)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip setuptools wheel 'cython>=3.0' numpy
+	$(PY) -m pip install -q --upgrade pip "setuptools>=77" wheel 'cython>=3.0' numpy
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q --no-build-isolation -e '.[test]'
 	touch $@
