@@ -88,11 +88,14 @@ def test_pyctcdecode(benchmark, decoder, beam, seconds):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_vasr_context_graph(benchmark, backend):
+@pytest.mark.parametrize("with_graph", [True, False], ids=["graph", "no-graph"])
+def test_vasr_context_graph(benchmark, backend, with_graph):
+    """The same search with and without the graph, in one group: the ratio is the graph's overhead."""
     ctc = dispatch.load("ctc", backend)
     lp = peaky_log_probs(10.0)
-    graph = ctc.ContextGraph(hot_word_phrases(lp, ctc))
-    label(benchmark, group="ctc beam 8 + context graph, 10 s", impl=f"vasr:{backend}", unit="ms/s", per=10.0)
+    graph = ctc.ContextGraph(hot_word_phrases(lp, ctc)) if with_graph else None
+    impl = f"vasr:{backend}" if with_graph else f"vasr:{backend} without graph"
+    label(benchmark, group="ctc beam 8 + context graph, 10 s", impl=impl, unit="ms/s", per=10.0)
     benchmark(ctc.ctc_prefix_beam_search, lp, beam=8, prune_logp=PRUNE_LOGP, context=graph)
 
 
