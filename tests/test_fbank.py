@@ -5,9 +5,11 @@ the float64 numpy reference ``fbank_py`` for the compiled backends.
 """
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +26,11 @@ REF_RANGE = 12.0  # nats (52 dB): float32 FFTs resolve a bin to ~eps32 of the fr
 REF_TOL_ALL = 1e-3  # compiled vs reference anywhere, down to the floor
 SR = 16000
 
+# kaldi-native-fbank configured like vasr, shared with the benchmark (loaded by path)
+_spec = importlib.util.spec_from_file_location("knf_peer", Path(__file__).parents[1] / "benchmarks" / "knf_peer.py")
+_knf_peer = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_knf_peer)
+
 
 @pytest.fixture(scope="module", params=dispatch.available("fbank"))
 def fb(request):
@@ -35,27 +42,8 @@ def noise(num_samples: int, seed: int = 0, scale: float = 0.1) -> np.ndarray:
 
 
 def knf_fbank(wave: np.ndarray, sample_rate: int = SR, window: str = "povey") -> np.ndarray:
-    knf = pytest.importorskip("kaldi_native_fbank")
-    opts = knf.FbankOptions()
-    opts.frame_opts.samp_freq = sample_rate
-    opts.frame_opts.dither = 0.0
-    opts.frame_opts.snip_edges = False
-    opts.frame_opts.window_type = window
-    opts.frame_opts.preemph_coeff = 0.97
-    opts.frame_opts.remove_dc_offset = True
-    opts.frame_opts.frame_length_ms = 25.0
-    opts.frame_opts.frame_shift_ms = 10.0
-    opts.mel_opts.num_bins = 80
-    opts.mel_opts.low_freq = 20.0
-    opts.mel_opts.high_freq = -400.0
-    opts.use_energy = False
-    opts.use_log_fbank = True
-    opts.use_power = True
-    online = knf.OnlineFbank(opts)
-    online.accept_waveform(sample_rate, wave.tolist())
-    online.input_finished()
-    return np.array([online.get_frame(i) for i in range(online.num_frames_ready)],
-                    dtype=np.float32).reshape(-1, 80)
+    pytest.importorskip("kaldi_native_fbank")
+    return _knf_peer.knf_fbank(wave, reference.FbankOptions(sample_rate=sample_rate, window=window))
 
 
 def assert_close_to_knf(ours: np.ndarray, theirs: np.ndarray) -> None:
