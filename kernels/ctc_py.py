@@ -45,8 +45,9 @@ class Hypothesis:
 
 
 def tokens_to_text(tokens: Sequence[int], symbols: Sequence[str]) -> str:
-    """Detokenise: concatenate symbols, "▁" becomes a space, leading/trailing spaces are stripped."""
-    return "".join([symbols[t] for t in tokens]).replace(WORD_SPACE, " ").strip(" ")
+    """Detokenise (DESIGN.md section 2): concatenate symbols, "▁" becomes a space, the leading space is
+    stripped. Nothing else is removed, so the text equals sherpa-onnx's for the same tokens."""
+    return "".join([symbols[t] for t in tokens]).replace(WORD_SPACE, " ").lstrip(" ")
 
 
 class ContextGraph:

@@ -80,6 +80,7 @@ def test_tokens_to_text(ctc):
     symbols = ["<blk>", f"{SPACE}xin", f"{SPACE}chào", "a", SPACE]
     assert ctc.tokens_to_text([1, 2, 3], symbols) == "xin chàoa"
     assert ctc.tokens_to_text([4, 3, 3, 4, 4, 3], symbols) == "aa  a"
+    assert ctc.tokens_to_text([4, 1, 3, 4], symbols) == "xina "  # only the leading space goes, as in sherpa-onnx
     assert ctc.tokens_to_text([], symbols) == ""
 
 

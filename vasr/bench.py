@@ -32,7 +32,7 @@ from typing import Any
 
 # Unit name -> factor from seconds to the unit's time scale. benchmarks/conftest.py imports this
 # table, so a new unit (e.g. "RTF": 1.0, seconds of compute per second of audio) is one line here.
-UNITS: dict[str, float] = {"ms/s": 1e3, "us/pair": 1e6}
+UNITS: dict[str, float] = {"ms/s": 1e3, "us/pair": 1e6, "RTF": 1.0}
 
 # Import names of the libraries the kernels are measured against; any may be missing.
 PEERS = ("kaldi_native_fbank", "librosa", "torch", "pyctcdecode", "jiwer", "rapidfuzz",

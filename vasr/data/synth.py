@@ -23,7 +23,8 @@ from sqlalchemy import Engine
 from tqdm import tqdm
 
 from vasr.data.audio import TARGET_RATE, resample
-from vasr.data.importers import Entry, ImportOptions, ImportReport, ingest
+from vasr.data.importers import ImportOptions, ImportReport, ingest
+from vasr.data.manifests import Entry
 from vasr.data.textsource import catalogue_sentences, file_sentences
 
 ESPEAK = "espeak-ng"

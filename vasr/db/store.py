@@ -19,6 +19,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, text
 from sqlalchemy.engine import make_url
 
+from vasr.data.manifests import Reject
 from vasr.db.schema import SPLITS, audio_files, data_splits, import_rejects, imports, transcripts
 
 DEFAULT_DB = Path("data") / "vasr.db"
@@ -103,13 +104,6 @@ class Utterance:
     dialect: str | None = None
     utt_id: str | None = None
     language: str = "vi"
-
-
-@dataclass(frozen=True)
-class Reject:
-    row_ref: str     # "manifest.csv:12", "prompts.txt:3" or an utterance id
-    path: str | None
-    reason: str
 
 
 def existing_keys(conn: Connection, keys: Iterable[tuple[str, float, float]]) -> set[tuple[str, float, float]]:

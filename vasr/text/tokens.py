@@ -120,7 +120,7 @@ class Tokenizer(abc.ABC):
         """Token ids of ``text`` (normalised); ValueError naming any character out of vocabulary."""
 
     def decode(self, ids: Sequence[int]) -> str:
-        """Text of ``ids``: symbols concatenated, ``▁`` -> space, stripped; blanks are skipped."""
+        """Text of ``ids``: symbols concatenated, ``▁`` -> space, leading space stripped; blanks skipped."""
         for i in ids:
             if not 0 <= i < self.vocab_size:
                 raise ValueError(f"token id {i} is outside 0..{self.vocab_size - 1}")

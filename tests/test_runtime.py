@@ -1,0 +1,210 @@
+"""The torch-free runtime and `vasr transcribe`: formats, batching, long audio, timestamps, hot words,
+bad input, and a subprocess in which importing torch fails."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from test_export import exported  # the session's trained, exported fixture
+
+REPO = Path(__file__).resolve().parents[1]
+# installed before vasr is imported: importing torch or sqlalchemy raises ImportError
+BLOCKER = textwrap.dedent("""
+    import sys
+    class _Block:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("torch", "sqlalchemy"):
+                raise ImportError(f"{name} is blocked in this test")
+    sys.meta_path.insert(0, _Block())
+""")
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    from vasr.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(["transcribe", *map(str, args)])
+    return code, out.getvalue(), err.getvalue()
+
+
+def good(i: int = 0) -> Path:
+    """A training rendering the fixture model transcribes exactly."""
+    return exported()["root"] / f"s140_{i}.wav"
+
+
+def test_runtime_runs_where_torch_cannot_be_imported(tmp_path):
+    model_dir = exported()["model_dir"]
+    code = BLOCKER + textwrap.dedent(f"""
+        from vasr.cli import main
+        code = main(["transcribe", {str(model_dir)!r}, {str(good(0))!r}, {str(good(3))!r}])
+        assert "torch" not in sys.modules and "sqlalchemy" not in sys.modules, "a heavy module was imported"
+        sys.exit(code)
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert [line.split("\t")[1] for line in done.stdout.splitlines()] == ["xin chào", "tiếng việt"]
+
+
+def test_ten_minutes_of_audio_streams_with_bounded_memory_and_cuts_at_pauses(tmp_path):
+    """10 min: an utterance every 4 s (at 0.5 s into each period); chunks must be cut in the pauses,
+    tile the file exactly, and word times must be global (inside their chunk's span)."""
+    from vasr.data.audio import load
+
+    waves = [load(good(i)) for i in range(8)]
+    period, lead, total = 4.0, 0.5, 600.0
+    path = tmp_path / "long.flac"
+    with sf.SoundFile(str(path), "w", 16000, 1, format="FLAC") as fh:
+        for k in range(int(total / period)):
+            block = np.zeros(int(period * 16000), np.float32)
+            wave = waves[k % 8]
+            block[int(lead * 16000): int(lead * 16000) + wave.size] = wave
+            fh.write(block)
+    code = BLOCKER + textwrap.dedent(f"""
+        from vasr.cli import main
+        code = main(["transcribe", {str(exported()["model_dir"])!r}, {str(path)!r}, "--format", "json"])
+        # VmHWM: this process image's peak (ru_maxrss would carry the parent's across exec)
+        peak = next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]
+        print("RSS_MB", int(peak) / 1024, file=sys.stderr)
+        sys.exit(code)
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert abs(result["duration_s"] - total) < 0.01
+    rss = float(done.stderr.split("RSS_MB")[1].split()[0])
+    assert rss < 300, f"peak RSS {rss:.0f} MB"    # bounded by one batch of chunks, not by the length
+    segments = result["segments"]
+    assert total / 20 <= len(segments) <= total / 8 + 1
+    assert segments[0]["start"] == 0 and abs(segments[-1]["end"] - total) < 0.01
+    longest = max(w.size for w in waves) / 16000
+    for a, b in zip(segments, segments[1:]):
+        assert a["end"] == b["start"] and a["end"] - a["start"] <= 20.0
+        into = a["end"] % period
+        assert not lead - 0.05 < into < lead + longest + 0.05, f"cut at {a['end']} s is inside an utterance"
+    for s in segments:
+        for w in (w for w in result["words"] if s["start"] <= w["start"] < s["end"]):
+            assert w["end"] <= s["end"] + 0.04
+    assert all(a["start"] <= b["start"] for a, b in zip(result["words"], result["words"][1:]))
+
+
+def test_any_format_rate_and_channel_count_gives_the_same_text(tmp_path):
+    from vasr.data.audio import load
+
+    wave = load(good(1))
+    stereo = np.stack([wave, 0.5 * wave], axis=1)
+    files = []
+    for ext, rate, fmt in (("flac", 44100, "FLAC"), ("ogg", 48000, "OGG"), ("mp3", 22050, "MP3"), ("wav", 8000, "WAV")):
+        import soxr
+
+        path = tmp_path / f"a.{ext}"
+        sf.write(str(path), soxr.resample(stereo, 16000, rate), rate, format=fmt)
+        files.append(path)
+    code, out, err = cli(exported()["model_dir"], *files, "--fp32")
+    assert code == 0, err
+    texts = [line.split("\t")[1] for line in out.splitlines()]
+    assert texts[:3] == ["cảm ơn bạn"] * 3          # 8 kHz loses the band above 4 kHz: not compared
+    assert len(texts) == 4
+
+
+def test_batched_and_one_by_one_give_the_same_fp32_transcripts():
+    from vasr.export.runtime import MODEL_FP32, Recognizer, RecognizerOptions
+
+    paths = [str(good(i)) for i in range(8)]
+    batched = Recognizer(exported()["model_dir"], RecognizerOptions(model_file=MODEL_FP32))
+    single = Recognizer(exported()["model_dir"], RecognizerOptions(model_file=MODEL_FP32, max_batch_frames=0))
+    a = [t.text for t in batched.transcribe(paths)]
+    b = [t.text for t in single.transcribe(paths)]
+    assert a == b == exported()["train_texts"][:8]
+
+
+def test_json_words_have_times_and_confidence_and_nbest_has_scores():
+    code, out, err = cli(exported()["model_dir"], good(0), "--format", "jsonl", "--beam", "4", "--nbest", "3")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["text"] == "xin chào"
+    assert [w["word"] for w in result["words"]] == ["xin", "chào"]
+    duration = result["duration_s"]
+    for w in result["words"]:
+        assert 0 <= w["start"] < w["end"] <= duration + 0.04 and 0 < w["confidence"] <= 1
+        assert round(w["start"] / 0.04, 6) == round(w["start"] / 0.04)    # on the 40 ms grid
+    assert result["words"][0]["end"] <= result["words"][1]["start"]
+    nbest = result["segments"][0]["nbest"]
+    assert len(nbest) == 3 and nbest[0]["text"] == "xin chào"
+    assert nbest[0]["score"] >= nbest[1]["score"] >= nbest[2]["score"]
+
+
+def test_srt_and_vtt_cues():
+    _, srt, _ = cli(exported()["model_dir"], good(0), "--format", "srt")
+    lines = srt.splitlines()
+    assert lines[0] == "1" and " --> " in lines[1] and lines[1].startswith("00:00:0") and lines[2] == "xin chào"
+    _, vtt, _ = cli(exported()["model_dir"], good(0), "--format", "vtt")
+    assert vtt.startswith("WEBVTT\n\n00:00:0") and "xin chào" in vtt and "." in vtt.splitlines()[2]
+
+
+def test_stdin_and_manifest_with_scores(tmp_path, monkeypatch):
+    data = good(2).read_bytes()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    code, out, err = cli(exported()["model_dir"], "-")
+    assert (code, out) == (0, "một hai ba\n"), err
+    code, out, err = cli(exported()["model_dir"], "--manifest", exported()["manifest"])
+    assert code == 0 and len(out.splitlines()) == 8
+    assert "CER " in err and "WER " in err
+
+
+def test_bad_inputs_fail_alone_and_the_exit_code_says_so(tmp_path):
+    not_audio = tmp_path / "notes.wav"
+    not_audio.write_text("this is not audio")
+    empty = tmp_path / "empty.wav"
+    sf.write(str(empty), np.zeros(0, np.float32), 16000)
+    silent = tmp_path / "silent.wav"
+    sf.write(str(silent), np.zeros(16000, np.float32), 16000)
+    short = tmp_path / "short.wav"
+    sf.write(str(short), 0.3 * np.ones(800, np.float32), 16000)       # 50 ms
+    missing = tmp_path / "missing.flac"
+    code, out, err = cli(exported()["model_dir"], not_audio, good(0), empty, silent, short, missing, good(3))
+    assert code == 1
+    assert [line.split("\t")[1] for line in out.splitlines()] == ["xin chào", "tiếng việt"]
+    for path, why in ((not_audio, "unreadable"), (empty, "empty"), (silent, "silence"), (short, "too short"),
+                      (missing, "unreadable")):
+        assert any(str(path) in line and why in line for line in err.splitlines()), (path, err)
+
+
+def test_model_directory_missing_a_file_or_of_another_vocabulary(tmp_path):
+    import shutil
+
+    broken = tmp_path / "m"
+    shutil.copytree(exported()["model_dir"], broken)
+    (broken / "model.int8.onnx").unlink()
+    code, _, err = cli(broken, good(0))
+    assert code == 2 and "model.int8.onnx: missing" in err
+    shutil.copy(exported()["model_dir"] / "model.int8.onnx", broken)
+    with open(broken / "tokens.txt", "a", encoding="utf-8") as fh:
+        fh.write(f"q {len((broken / 'tokens.txt').read_text(encoding='utf-8').splitlines())}\n")
+    code, _, err = cli(broken, good(0))
+    assert code == 2 and "tokens.txt" in err and "vocab_size" in err
+
+
+def test_hot_words_change_the_result_and_unusable_ones_warn(tmp_path):
+    model_dir = exported()["model_dir"]
+    held_out = exported()["root"] / "s155_0.wav"
+    _, plain, _ = cli(model_dir, held_out, "--fp32", "--beam", "4")
+    assert plain == "xin cho\n"
+    hotwords = tmp_path / "hot.txt"
+    hotwords.write_text("# names\nxin chào:3\n", encoding="utf-8")
+    code, boosted, err = cli(model_dir, held_out, "--fp32", "--beam", "4", "--hotwords", hotwords)
+    assert (code, boosted) == (0, "xin chào\n"), err
+    code, out, err = cli(model_dir, held_out, "--fp32", "--hotword", "xin chào:3", "--hotword", "wyz")
+    assert code == 0 and out == "xin chào\n"
+    assert "hot words need beam search" in err
+    assert "'wyz' ignored" in err and "'w'" in err

@@ -1,0 +1,75 @@
+"""sherpa-onnx, a client we did not write, loads the exported fp32 model unchanged and agrees with
+`vasr transcribe --beam 1` token for token (int8 agreement depends on its onnxruntime: reported only)."""
+from __future__ import annotations
+
+import io
+import json
+from contextlib import redirect_stdout
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+sherpa_onnx = pytest.importorskip("sherpa_onnx")
+
+from test_export import exported  # noqa: E402  (the session's trained, exported fixture)
+
+
+def _sherpa(model, tokens, paths):
+    recognizer = sherpa_onnx.OfflineRecognizer.from_zipformer_ctc(model=str(model), tokens=str(tokens), num_threads=1,
+                                                                 feature_dim=80, decoding_method="greedy_search")
+    out = []
+    for path in paths:
+        samples, rate = sf.read(str(path), dtype="float32")
+        stream = recognizer.create_stream()
+        stream.accept_waveform(rate, samples)
+        recognizer.decode_stream(stream)
+        out.append((stream.result.text, list(stream.result.tokens)))
+    return out
+
+
+def _vasr(model_dir, paths, *flags):
+    from vasr.cli import main
+
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        assert main(["transcribe", str(model_dir), *map(str, paths), "--beam", "1", "--format", "jsonl", *flags]) == 0
+    return [json.loads(line) for line in buffer.getvalue().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def wavs16k(tmp_path_factory):
+    """The held-out renderings at 16 kHz, float samples: both recognizers read identical samples."""
+    from vasr.data.audio import load
+
+    fixture = exported()
+    folder = tmp_path_factory.mktemp("wav16k")
+    paths = []
+    for src in sorted(fixture["root"].glob("s155_*.wav")) + sorted(fixture["root"].glob("s140_*.wav"))[:4]:
+        path = folder / src.name
+        sf.write(str(path), load(src), 16000, subtype="FLOAT")
+        paths.append(path)
+    return paths
+
+
+def test_sherpa_onnx_gives_the_same_tokens_and_text_as_vasr_greedy(wavs16k):
+    fixture = exported()
+    model_dir = fixture["model_dir"]
+    symbols = [line.rsplit(" ", 1)[0] for line in (model_dir / "tokens.txt").read_text(encoding="utf-8").splitlines()]
+    ours = _vasr(model_dir, wavs16k, "--fp32")
+    theirs = _sherpa(model_dir / "model.onnx", model_dir / "tokens.txt", wavs16k)
+    assert sum(bool(o["text"]) for o in ours) >= len(wavs16k) - 1, "the fixture must produce text"
+    for o, (text, tokens) in zip(ours, theirs):
+        assert [symbols[t].replace("\u2581", " ") for t in o["tokens"]] == tokens, o["path"]
+        assert o["text"] == text, o["path"]
+
+
+def test_sherpa_int8_agreement_is_reported(wavs16k, capsys):
+    fixture = exported()
+    model_dir = fixture["model_dir"]
+    ours = [o["text"] for o in _vasr(model_dir, wavs16k, "--max-chunk", "20")]
+    theirs = [t for t, _ in _sherpa(model_dir / "model.int8.onnx", model_dir / "tokens.txt", wavs16k)]
+    same = sum(a == b for a, b in zip(ours, theirs))
+    with capsys.disabled():
+        print(f"\nsherpa-onnx int8 vs vasr int8 (greedy): {same}/{len(ours)} utterances identical")
+    assert len(theirs) == len(ours)

@@ -1,0 +1,232 @@
+"""Reading corpus manifests: CSV, VIVOS, Common Voice and Kaldi data dirs, as ``Entry`` rows.
+
+Parsing only (no audio is opened, no database is touched), so the torch-free runtime can read a
+manifest too. Lines that cannot be parsed come back as ``Reject`` rows naming file and line.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "dev": "val", "test": "test"}
+CSV_COLUMNS = ("file_path", "transcript", "split", "speaker_id", "dialect")
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A row that cannot be imported, and why."""
+    row_ref: str     # "manifest.csv:12", "prompts.txt:3" or an utterance id
+    path: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One utterance as a corpus lists it, before its audio is looked at."""
+    row_ref: str                  # where it came from, for error messages: "train.tsv:7"
+    path: Path
+    transcript: str
+    split: str | None = None      # train | val | test, or None when the corpus gives none
+    speaker: str | None = None
+    utt_id: str | None = None
+    start_s: float = 0.0          # segment inside the file (Kaldi segments), seconds
+    end_s: float | None = None    # None: to the end of the file
+    dialect: str | None = None
+
+
+def read_csv(path: Path, audio_root: Path | None = None,
+             require_transcript: bool = True) -> tuple[list[Entry], list[Reject]]:
+    """``file_path,transcript[,split][,speaker_id]`` rows; with a header, columns go by name
+    (``dialect`` allowed too). Audio paths are relative to ``audio_root`` or the CSV's folder.
+    ``require_transcript=False`` (audio to transcribe) also accepts rows of a file path alone."""
+    root = audio_root or path.parent
+    min_columns = 2 if require_transcript else 1
+    entries, rejects = [], []
+    rows = list(enumerate(csv.reader(_read_lines(path)), start=1))
+    columns = None
+    if rows and rows[0][1] and rows[0][1][0].strip().lower() in ("file_path", "path"):
+        columns = [c.strip().lower() for c in rows[0][1]]
+        unknown = sorted(set(columns) - set(CSV_COLUMNS) - {"path"})
+        if unknown or ("transcript" not in columns and require_transcript):
+            raise ValueError(f"{path}:1: header must name file_path and transcript, optional "
+                             f"split, speaker_id, dialect; got {', '.join(columns)}")
+        rows = rows[1:]
+    for line_no, row in rows:
+        ref = f"{path.name}:{line_no}"
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        if columns is not None:
+            if len(row) != len(columns):
+                rejects.append(Reject(ref, None, f"malformed row: {len(row)} columns, header has {len(columns)}"))
+                continue
+            cells = dict(zip(columns, (c.strip() for c in row)))
+            cells.setdefault("file_path", cells.pop("path", ""))
+        elif not min_columns <= len(row) <= 4:
+            rejects.append(Reject(ref, None, f"malformed row: expected {min_columns} to 4 columns, got {len(row)}"))
+            continue
+        else:
+            cells = dict(zip(CSV_COLUMNS, (c.strip() for c in row)))
+        if not cells["file_path"]:
+            rejects.append(Reject(ref, None, "malformed row: empty file_path"))
+            continue
+        split, problem = _split_name(cells.get("split"))
+        if problem:
+            rejects.append(Reject(ref, cells["file_path"], problem))
+            continue
+        entries.append(Entry(ref, _resolve(root, cells["file_path"]), cells.get("transcript", ""), split,
+                             cells.get("speaker_id") or None, Path(cells["file_path"]).stem,
+                             dialect=cells.get("dialect") or None))
+    return entries, rejects
+
+
+def read_vivos(root: Path) -> tuple[list[Entry], list[Reject]]:
+    """VIVOS: ``{train,test}/prompts.txt`` (``UTTID TEXT``) and ``{train,test}/waves/SPEAKER/UTTID.wav``."""
+    entries, rejects = [], []
+    found = False
+    for split in ("train", "test"):
+        prompts = root / split / "prompts.txt"
+        if not prompts.is_file():
+            continue
+        found = True
+        for line_no, line in enumerate(_read_lines(prompts), start=1):
+            if not line.strip():
+                continue
+            utt_id, _, text = line.strip().partition(" ")
+            ref = f"{split}/prompts.txt:{line_no}"
+            if "_" not in utt_id:
+                rejects.append(Reject(ref, None, f"malformed utterance id {utt_id!r}: expected SPEAKER_NUMBER"))
+                continue
+            speaker = utt_id.rsplit("_", 1)[0]
+            entries.append(Entry(ref, root / split / "waves" / speaker / f"{utt_id}.wav", text, split,
+                                 speaker, utt_id))
+    if not found:
+        raise ValueError(f"{root}: not a VIVOS directory (no train/prompts.txt or test/prompts.txt)")
+    return entries, rejects
+
+
+def read_commonvoice(root: Path) -> tuple[list[Entry], list[Reject]]:
+    """Common Voice: ``train/dev/test.tsv`` (their splits) then ``validated.tsv`` (the rest, unsplit),
+    audio in ``clips/``."""
+    entries, rejects, seen = [], [], set()
+    tables = [(name, split) for name, split in (("train", "train"), ("dev", "val"), ("test", "test"),
+                                                 ("validated", None)) if (root / f"{name}.tsv").is_file()]
+    if not tables:
+        raise ValueError(f"{root}: not a Common Voice directory (no train/dev/test/validated.tsv)")
+    for name, split in tables:
+        lines = _read_lines(root / f"{name}.tsv")
+        reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
+        header = next(reader, None)
+        if header is None:
+            continue
+        missing = {"client_id", "path", "sentence"} - set(header)
+        if missing:
+            raise ValueError(f"{root / f'{name}.tsv'}:1: missing column(s) {', '.join(sorted(missing))}")
+        index = {column: i for i, column in enumerate(header)}
+        for line_no, row in enumerate(reader, start=2):
+            ref = f"{name}.tsv:{line_no}"
+            if len(row) != len(header):
+                rejects.append(Reject(ref, None, f"malformed row: {len(row)} fields, header has {len(header)}"))
+                continue
+            clip = row[index["path"]]
+            if clip in seen:
+                continue  # validated.tsv repeats the rows of the split files
+            seen.add(clip)
+            entries.append(Entry(ref, root / "clips" / clip, row[index["sentence"]], split,
+                                 row[index["client_id"]] or None, Path(clip).stem))
+    return entries, rejects
+
+
+def read_kaldi(root: Path, split: str | None = None, audio_root: Path | None = None
+               ) -> tuple[list[Entry], list[Reject]]:
+    """A Kaldi data dir: ``wav.scp``, ``text``, ``utt2spk`` and, if present, ``segments``.
+
+    The split is ``split`` or, when the directory is named train/dev/val/test, that name.
+    Relative audio paths are resolved against ``audio_root`` or the directory itself.
+    """
+    for required in ("wav.scp", "text"):
+        if not (root / required).is_file():
+            raise ValueError(f"{root}: not a Kaldi data directory (missing {required})")
+    split_name, problem = _split_name(split if split is not None else
+                                      (root.name if root.name.lower() in SPLIT_ALIASES else None))
+    if problem:
+        raise ValueError(f"{root}: {problem}")
+    base = audio_root or root
+    rejects: list[Reject] = []
+    wav = _kaldi_table(root / "wav.scp", rejects)
+    texts = _kaldi_table(root / "text", rejects, allow_empty_value=True)
+    speakers = _kaldi_table(root / "utt2spk", rejects) if (root / "utt2spk").is_file() else {}
+    segments = _kaldi_table(root / "segments", rejects) if (root / "segments").is_file() else None
+    entries = []
+    for utt_id, (ref, text) in texts.items():
+        if segments is not None:
+            if utt_id not in segments:
+                rejects.append(Reject(ref, None, f"utterance {utt_id} has no line in segments"))
+                continue
+            seg_ref, fields = segments[utt_id]
+            parts = fields.split()
+            try:
+                recording, start, end = parts[0], float(parts[1]), float(parts[2])
+            except (IndexError, ValueError):
+                rejects.append(Reject(seg_ref, None, "malformed segments line: expected REC START END"))
+                continue
+        else:
+            recording, start, end = utt_id, 0.0, None
+        if recording not in wav:
+            rejects.append(Reject(ref, None, f"recording {recording} is not in wav.scp"))
+            continue
+        location = wav[recording][1].strip()
+        if location.endswith("|"):
+            rejects.append(Reject(wav[recording][0], None, "pipe commands in wav.scp are not supported; "
+                                                           "extract the audio to files first"))
+            continue
+        speaker = speakers.get(utt_id, (None, None))[1]
+        entries.append(Entry(ref, _resolve(base, location), text, split_name,
+                             speaker.strip() if speaker else None, utt_id, start, end))
+    return entries, rejects
+
+
+def _kaldi_table(path: Path, rejects: list[Reject], allow_empty_value: bool = False) -> dict[str, tuple[str, str]]:
+    table = {}
+    for line_no, line in enumerate(_read_lines(path), start=1):
+        if not line.strip():
+            continue
+        key, _, value = line.strip().partition(" ")
+        ref = f"{path.name}:{line_no}"
+        if not value.strip() and not allow_empty_value:
+            rejects.append(Reject(ref, None, f"malformed line: {path.name} needs KEY VALUE"))
+        elif key in table:
+            rejects.append(Reject(ref, None, f"duplicate key {key} (first at {table[key][0]})"))
+        else:
+            table[key] = (ref, value.strip())
+    return table
+
+
+READERS: dict[str, Callable[..., tuple[list[Entry], list[Reject]]]] = {
+    "csv": read_csv, "vivos": read_vivos, "commonvoice": read_commonvoice, "kaldi": read_kaldi}
+
+
+def _split_name(value: str | None) -> tuple[str | None, str | None]:
+    """(canonical split, None) or (None, problem)."""
+    if value is None or not value.strip():
+        return None, None
+    canonical = SPLIT_ALIASES.get(value.strip().lower())
+    if canonical is None:
+        return None, f"unknown split {value!r}; expected train, val (or dev) or test"
+    return canonical, None
+
+
+def _resolve(root: Path, location: str) -> Path:
+    path = Path(location).expanduser()
+    return path if path.is_absolute() else root / path
+
+
+def _read_lines(path: Path) -> list[str]:
+    """The file's lines; a clear error naming the file and line when it is not UTF-8."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ValueError(f"{path}:{line}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
