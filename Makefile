@@ -4,11 +4,14 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-# Debian packages: speech synthesis for the corpus, a PostgreSQL server for the tests, a C++ compiler
-DEBS   := espeak-ng postgresql g++ python3-venv python3-dev
+# Debian packages: speech synthesis for the corpus, a PostgreSQL server for the tests, a C++ compiler,
+# and what KenLM's lmplz/build_binary are built with (they are not on PyPI)
+DEBS   := espeak-ng postgresql g++ python3-venv python3-dev cmake libboost-program-options-dev \
+          libboost-system-dev libboost-thread-dev libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev
+KENLM  := 0.3.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench system venv clean
+.PHONY: demo test bench system venv lmplz clean
 
 demo: venv
 	$(VENV)/bin/vasr demo
@@ -39,7 +42,18 @@ system:
 	  fi; \
 	fi
 
-venv: system $(STAMP)
+venv: system $(STAMP) $(VENV)/bin/lmplz
+
+lmplz: $(VENV)/bin/lmplz
+
+# KenLM's ARPA builder, compiled from the same sdist as the kenlm query module (about 3 min on 2 cores)
+$(VENV)/bin/lmplz: | $(STAMP)
+	tmp=$$(mktemp -d) && \
+	$(PY) -m pip download -q --no-deps --no-binary kenlm --no-build-isolation kenlm==$(KENLM) -d $$tmp && \
+	tar xzf $$tmp/kenlm-$(KENLM).tar.gz -C $$tmp && \
+	cmake -S $$tmp/kenlm-$(KENLM) -B $$tmp/build -DCMAKE_BUILD_TYPE=Release >/dev/null && \
+	$(MAKE) -s -C $$tmp/build -j$$(nproc) lmplz build_binary >/dev/null && \
+	cp $$tmp/build/bin/lmplz $$tmp/build/bin/build_binary $(VENV)/bin/ && rm -rf $$tmp
 
 # torch is pinned first: 2.13.0 is the CPU build this project is tested with (a bare 'torch' pulls CUDA builds)
 $(STAMP): pyproject.toml setup.py $(wildcard kernels/*.pyx)

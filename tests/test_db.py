@@ -5,6 +5,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from vasr.db import store
 from vasr.db.schema import audio_files, data_splits, epoch_metrics, metadata, models, training_runs, transcripts
@@ -14,7 +15,8 @@ def test_migrated_schema_matches_metadata(engine):
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
         assert diff == []
-        assert store.schema_revision(conn) == "0001"
+        head = ScriptDirectory.from_config(store._alembic_config()).get_current_head()
+        assert store.schema_revision(conn) == head
         views = set(sa.inspect(conn).get_view_names())
     assert {"dataset_stats", "run_summary"} <= views
 

@@ -71,11 +71,109 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, help="number of utterances (default: the synth default)")
     p.add_argument("--out", default="data/synth")
     _add_db(p)
+
+    p = sub.add_parser("eval", help="score a checkpoint on a split or a CSV manifest (CER/WER, error report)")
+    p.add_argument("--checkpoint", required=True, help="a .pt written by python -m vasr.train")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--split-version", default="default")
+    p.add_argument("--manifest", help="CSV manifest to score instead of a database split")
+    p.add_argument("--beam", type=int, default=0, help="prefix beam search with N prefixes (default: greedy)")
+    p.add_argument("--no-store", action="store_true", help="do not write predictions to the database")
+    _add_db(p)
+
+    runs_parser = sub.add_parser("runs", help="training runs: list, show, compare, plot")
+    runs_sub = runs_parser.add_subparsers(dest="runs_command", required=True)
+    p = runs_sub.add_parser("list", help="one line per run")
+    p.add_argument("--sort", default="id", help="id, name, started, duration, cer, wer, val_loss or status")
+    p.add_argument("--ascending", action="store_true")
+    p.add_argument("--limit", type=int, default=50)
+    _add_db(p)
+    p = runs_sub.add_parser("show", help="a run's metrics per epoch, settings and sample predictions")
+    p.add_argument("run", type=int)
+    _add_db(p)
+    p = runs_sub.add_parser("compare", help="runs side by side, with their config differences")
+    p.add_argument("runs", type=int, nargs="+")
+    _add_db(p)
+    p = runs_sub.add_parser("plot", help="loss and CER curves of runs to a PNG")
+    p.add_argument("runs", type=int, nargs="+")
+    p.add_argument("--out", type=Path, default=Path("runs.png"))
+    _add_db(p)
+
+    p = sub.add_parser("export", help="checkpoint -> ONNX model directory (fp32 + gated int8) for the runtime")
+    p.add_argument("--checkpoint", required=True, help="a .pt written by python -m vasr.train")
+    p.add_argument("--out", required=True, help="model directory to write")
+    p.add_argument("--variant", default="auto", help="int8 variant: auto (measure all, keep the best) or a name")
+    p.add_argument("--manifest", help="CSV manifest with transcripts to gate int8 on (default: the test split)")
+    p.add_argument("--split", default="test", help="database split to gate int8 on")
+    p.add_argument("--split-version", default="default")
+    p.add_argument("--cer-threshold", type=float, default=0.005, help="warn when int8 CER exceeds fp32's by more")
+    p.add_argument("--no-register", action="store_true", help="do not record the export in the models table")
+    _add_db(p)
+
+    p = sub.add_parser("transcribe", help="speech to text with an exported model (torch-free)")
+    p.add_argument("model_dir", help="a directory written by vasr export")
+    p.add_argument("audio", nargs="*", help="audio files (wav/flac/ogg/mp3, any rate); '-' reads stdin")
+    p.add_argument("--manifest", help="CSV manifest of audio (file_path[,transcript]); CER/WER when transcripts")
+    p.add_argument("--split", choices=("train", "val", "test"), help="transcribe a database split (scored)")
+    p.add_argument("--split-version", default="default")
+    p.add_argument("--format", default="text", choices=("text", "json", "jsonl", "srt", "vtt"))
+    p.add_argument("--out-dir", help="write one file per input here instead of stdout")
+    p.add_argument("--fp32", action="store_true", help="use model.onnx instead of model.int8.onnx")
+    p.add_argument("--beam", type=int, default=1, help="prefix beam search with N prefixes (1 = greedy)")
+    p.add_argument("--nbest", type=int, default=1, help="hypotheses per segment in json/jsonl (<= beam)")
+    p.add_argument("--hotwords", dest="hotwords_file", help="file of hot words, one 'phrase[:boost]' per line")
+    p.add_argument("--hotword", dest="hotwords", action="append", default=[], metavar="PHRASE[:BOOST]",
+                   help="a hot word with its bonus in nats per token (repeatable)")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime threads")
+    p.add_argument("--max-chunk", type=float, default=20.0, help="longer audio is cut at pauses (seconds)")
+    _add_db(p)
+    embed = sub.add_parser("embed", help="word2vec + phon2vec embeddings with FAISS indexes").add_subparsers(
+        dest="embed_command", required=True)
+    p = embed.add_parser("build", help="train both embeddings on the corpus and record them in the database")
+    p.add_argument("--text", help="extra UTF-8 text, one sentence per line")
+    p.add_argument("--out", help="output directory (default: embeddings)")
+    p.add_argument("--split", help="transcripts of this split (default: train); 'all' for every transcript")
+    _add_config(p)
+    _add_db(p)
+    p = embed.add_parser("neighbours", help="nearest words to a word or phrase")
+    p.add_argument("word")
+    p.add_argument("--kind", default="phon2vec", choices=("phon2vec", "word2vec"))
+    p.add_argument("--dir", default="embeddings", help="directory written by vasr embed build")
+    p.add_argument("-k", type=int, default=10, help="number of neighbours")
+
+    lm = sub.add_parser("lm", help="n-gram word language model (KenLM)").add_subparsers(dest="lm_command",
+                                                                                     required=True)
+    p = lm.add_parser("build", help="lmplz over the corpus: lm.arpa and lm.bin")
+    p.add_argument("--text", help="extra UTF-8 text, one sentence per line")
+    p.add_argument("--out", help="output directory (default: lm)")
+    p.add_argument("--order", type=int, help="n-gram order (default 3)")
+    p.add_argument("--split", help="transcripts of this split (default: train); 'all' for every transcript")
+    _add_config(p)
+    _add_db(p)
+
+    p = sub.add_parser("rescore", help="re-rank the n-best lists of vasr transcribe --format jsonl")
+    p.add_argument("nbest", help="jsonl written by vasr transcribe --format jsonl --beam N --nbest N")
+    p.add_argument("--lm", help="n-gram model (lm.bin or lm.arpa from vasr lm build)")
+    p.add_argument("--embeddings", help="directory written by vasr embed build")
+    p.add_argument("--context", action="append", default=[], help="a sentence or phrase the speech is about")
+    p.add_argument("--hotwords", dest="hotwords_file", help="file of hot words, one 'phrase[:boost]' per line")
+    p.add_argument("--hotword", dest="hotwords", action="append", default=[], metavar="PHRASE")
+    p.add_argument("--config", type=Path, help="YAML file with the weights (acoustic, lm, semantic, phonetic, "
+                                               "word_bonus)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one weight, e.g. --set lm=0.8 (repeatable)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # argparse (before 3.12) fills a '*' positional at its first chance: audio files given after
+    # an option of `transcribe` come back here as extras
+    if args.command == "transcribe" and not [e for e in extra if e.startswith("-") and e != "-"]:
+        args.audio += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return _COMMANDS[args.command](args)
     except (ValueError, RuntimeError, FileNotFoundError) as exc:
@@ -158,4 +256,117 @@ def _demo(args) -> int:
     return main(overrides + (["--db", args.db] if args.db else []))
 
 
-_COMMANDS = {"synth": _synth, "import": _import, "db": _db, "bench": _bench, "demo": _demo}
+def _eval(args) -> int:
+    from vasr.evaluate import EvalConfig, evaluate
+
+    config = EvalConfig(checkpoint=args.checkpoint, split=args.split, split_version=args.split_version,
+                        manifest=args.manifest, beam=args.beam, db=args.db, store=not args.no_store)
+    print(evaluate(config).format())
+    return 0
+
+
+def _runs(args) -> int:
+    from vasr import runs
+    from vasr.db import store
+
+    engine = store.connect(args.db)
+    if args.runs_command == "list":
+        print(runs.list_runs(engine, args.sort, args.ascending, args.limit))
+    elif args.runs_command == "show":
+        print(runs.show_run(engine, args.run))
+    elif args.runs_command == "compare":
+        print(runs.compare_runs(engine, args.runs))
+    else:
+        print(f"wrote {runs.plot_runs(engine, args.runs, args.out)}")
+    return 0
+
+
+def _export(args) -> int:
+    import warnings
+
+    from vasr.export.onnx_export import ExportConfig, export
+
+    config = ExportConfig(checkpoint=args.checkpoint, out_dir=args.out, variant=args.variant, manifest=args.manifest,
+                          split=args.split, split_version=args.split_version, db=args.db,
+                          cer_threshold=args.cer_threshold, register=not args.no_register)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        report = export(config)
+    for w in caught:
+        print(f"vasr export: warning: {w.message}", file=sys.stderr)
+    print(report.format())
+    return 0
+
+
+def _transcribe(args) -> int:
+    from vasr.export.transcribe import TranscribeConfig, run
+    from vasr.export.vad import ChunkOptions
+
+    config = TranscribeConfig(model_dir=args.model_dir, audio=tuple(args.audio), manifest=args.manifest,
+                              split=args.split, split_version=args.split_version, db=args.db, format=args.format,
+                              out_dir=args.out_dir, fp32=args.fp32, beam=args.beam, nbest=args.nbest,
+                              hotwords_file=args.hotwords_file, hotwords=tuple(args.hotwords), threads=args.threads,
+                              chunk=ChunkOptions(max_chunk_s=args.max_chunk, min_chunk_s=0.4 * args.max_chunk))
+    return run(config)
+
+
+def _stage_config(cls, args, flags: dict):
+    """``cls`` from --config/--set, then the flags given (``--split all`` = every transcript)."""
+    from vasr import config as cfg
+
+    config = cfg.load(cls, args.config, args.overrides)
+    if flags.get("split") == "all":
+        config = dataclasses.replace(config, split=None)
+        flags = {k: v for k, v in flags.items() if k != "split"}
+    return dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
+
+
+def _embed(args) -> int:
+    from vasr.embeddings.vectors import Embeddings
+
+    if args.embed_command == "neighbours":
+        for word, cosine in Embeddings.load(args.dir, args.kind).neighbours(args.word, args.k):
+            print(f"{cosine:.3f}  {word}")
+        return 0
+    from vasr.db import store
+    from vasr.embeddings.build import EmbedConfig, build
+
+    config = _stage_config(EmbedConfig, args, {"out_dir": args.out and Path(args.out),
+                                               "text": args.text and Path(args.text), "split": args.split})
+    print(build(config, store.connect(args.db)).format())
+    return 0
+
+
+def _lm(args) -> int:
+    from vasr.db import store
+    from vasr.lm import LMConfig, build_lm
+
+    config = _stage_config(LMConfig, args, {"out_dir": args.out and Path(args.out), "order": args.order,
+                                            "text": args.text and Path(args.text), "split": args.split})
+    print(build_lm(config, store.connect(args.db)).format())
+    return 0
+
+
+def _rescore(args) -> int:
+    import json
+
+    from vasr import config as cfg
+    from vasr.embeddings.rescore import RescoreConfig, RescoreWeights, run
+    from vasr.export.transcribe import parse_hotword
+
+    hotwords = [parse_hotword(h, "--hotword")[0] for h in args.hotwords]
+    if args.hotwords_file:
+        lines = Path(args.hotwords_file).read_text(encoding="utf-8").splitlines()
+        hotwords += [parse_hotword(line, f"{args.hotwords_file}:{n}")[0] for n, line in enumerate(lines, 1)
+                     if line.strip() and not line.lstrip().startswith("#")]
+    config = RescoreConfig(nbest=Path(args.nbest), weights=cfg.load(RescoreWeights, args.config, args.overrides),
+                           lm=args.lm and Path(args.lm), embeddings=args.embeddings and Path(args.embeddings),
+                           context=tuple(args.context), hotwords=tuple(hotwords))
+    for record in run(config):
+        print(json.dumps(record, ensure_ascii=False))
+    return 0
+
+
+_COMMANDS = {"synth": _synth, "import": _import, "db": _db, "bench": _bench, "demo": _demo, "eval": _eval,
+             "runs": _runs, "export": _export, "transcribe": _transcribe, "embed": _embed, "lm": _lm,
+             "rescore": _rescore}

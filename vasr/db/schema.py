@@ -177,3 +177,17 @@ data_augmentations = Table(
     Column("probability", Float, nullable=False),
     Column("enabled", Boolean, nullable=False, server_default="1"),
 )
+
+embeddings = Table(
+    "embeddings", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),            # word2vec | phon2vec
+    Column("path", Text, nullable=False),                  # the KIND.kv file; KIND.faiss beside it
+    Column("source", String(32), nullable=False),          # corpus | word2vec-text | word2vec-binary | fasttext
+    Column("vocab_size", Integer, nullable=False),
+    Column("dim", Integer, nullable=False),
+    Column("index_kind", String(8), nullable=False),       # flat | hnsw
+    Column("params", JSON, nullable=False),                # training config, corpus size, build time
+    _created_at(),
+    Index("ix_embeddings_kind", "kind"),
+)

@@ -1,0 +1,208 @@
+"""Scoring a checkpoint: ``vasr eval --checkpoint CKPT --split test [--beam N] [--manifest FILE]``.
+
+The checkpoint transcribes a database split (or any CSV manifest), greedy or with the CTC prefix
+beam search kernel; CER and WER come from the Levenshtein kernel (jiwer 4's numbers). Each
+utterance's prediction is stored in the predictions table (database utterances only: a prediction
+row needs its audio row). The error report lists the most frequent word and character
+substitutions, the CER per speaker, and the word error rate per tone mark, with the share of
+errors that only got the tone wrong.
+"""
+from __future__ import annotations
+
+import time
+import unicodedata
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from vasr.data.audio import probe
+from vasr.data.dataset import BatchDataset, loader, make_batches
+from vasr.db import runs, store
+from vasr.db.runs import SplitRecord
+from vasr.kernels.ctc_py import WORD_SPACE
+from vasr.kernels import ErrorRate, align, corpus_cer, corpus_wer, ctc_greedy_search, ctc_prefix_beam_search
+from vasr.text.normalize import TONE_MARKS, normalize
+from vasr.train import load_checkpoint
+
+# combining tone mark -> tone name ("" = no mark)
+TONE_NAMES = {"": "ngang", "\u0300": "huyền", "\u0301": "sắc", "\u0309": "hỏi", "\u0303": "ngã",
+              "\u0323": "nặng"}
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    checkpoint: str                      # a .pt written by python -m vasr.train
+    split: str = "test"                  # database split to score (ignored with a manifest)
+    split_version: str = "default"
+    manifest: str | None = None          # CSV manifest (file_path,transcript[,split][,speaker_id]) instead
+    beam: int = 0                        # 0 = greedy; N = prefix beam search with N prefixes
+    db: str | None = None                # database (default: $VASR_DB or data/vasr.db)
+    store: bool = True                   # write per-utterance predictions (database utterances only)
+    max_frames: int = 30000              # padded fbank frames per inference batch
+    top: int = 10                        # rows of each error-report table
+    device: str = "cpu"
+
+
+@dataclass
+class EvalReport:
+    decoder: str
+    utterances: int
+    audio_s: float
+    seconds: float                       # model + decoding wall time
+    cer: ErrorRate
+    wer: ErrorRate
+    word_substitutions: list[tuple[str, str, int]] = field(default_factory=list)
+    char_substitutions: list[tuple[str, str, int]] = field(default_factory=list)
+    per_speaker: list[tuple[str, int, float]] = field(default_factory=list)     # speaker, utterances, CER
+    per_tone: list[tuple[str, int, int, int]] = field(default_factory=list)     # tone, words, errors, tone-only
+    stored: int = 0                      # prediction rows written
+
+    def format(self) -> str:
+        lines = [f"{self.utterances} utterances, {self.audio_s / 60:.1f} min of audio, decoder {self.decoder}, "
+                 f"{self.audio_s / max(self.seconds, 1e-9):.0f} audio s/s",
+                 f"CER {100 * self.cer.rate:.2f}% ({self.cer.errors}/{self.cer.ref_len}: S {self.cer.substitutions}"
+                 f" D {self.cer.deletions} I {self.cer.insertions})",
+                 f"WER {100 * self.wer.rate:.2f}% ({self.wer.errors}/{self.wer.ref_len}: S {self.wer.substitutions}"
+                 f" D {self.wer.deletions} I {self.wer.insertions})"]
+        if self.word_substitutions:
+            lines.append("most frequent word substitutions (reference -> hypothesis):")
+            lines += [f"  {n:>5}  {r} -> {h}" for r, h, n in self.word_substitutions]
+        if self.char_substitutions:
+            lines.append("most frequent character substitutions:")
+            lines += [f"  {n:>5}  {_visible(r)} -> {_visible(h)}" for r, h, n in self.char_substitutions]
+        if self.per_tone:
+            lines.append("word errors per tone mark of the reference word (tone-only: right letters, wrong tone):")
+            lines += [f"  {t:<6} {w:>6} words  {100 * e / max(1, w):6.2f}% errors  {o:>5} tone-only"
+                      for t, w, e, o in self.per_tone]
+        if self.per_speaker:
+            lines.append("CER per speaker (worst first):")
+            lines += [f"  {100 * c:6.2f}%  {n:>5} utts  {s}" for s, n, c in self.per_speaker]
+        if self.stored:
+            lines.append(f"{self.stored} predictions stored")
+        return "\n".join(lines)
+
+
+def _visible(char: str) -> str:
+    return WORD_SPACE if char == " " else char
+
+
+def tone_of(word: str) -> str:
+    """The tone name of a Vietnamese syllable: the tone mark it carries, ngang without one."""
+    marks = [c for c in unicodedata.normalize("NFD", word) if c in TONE_MARKS]
+    return TONE_NAMES[marks[0] if marks else ""]
+
+
+def strip_tone(word: str) -> str:
+    return unicodedata.normalize("NFC", "".join(c for c in unicodedata.normalize("NFD", word) if c not in TONE_MARKS))
+
+
+def manifest_records(path: str | Path) -> list[SplitRecord]:
+    """The utterances of a CSV manifest, transcripts normalised as the importer does."""
+    from vasr.data.importers import read_csv
+
+    entries, rejects = read_csv(Path(path))
+    if rejects:
+        raise ValueError(f"{path}: {len(rejects)} malformed row(s), first: {rejects[0].row_ref}: {rejects[0].reason}")
+    records = []
+    for e in entries:
+        duration = probe(e.path).duration_s
+        records.append(SplitRecord(None, str(e.path), 0.0, duration, duration, e.speaker, normalize(e.transcript)))
+    return records
+
+
+def error_report(refs: list[str], hyps: list[str], speakers: list[str | None], top: int) -> dict:
+    """Word/character substitution counts, CER per speaker and word errors per tone."""
+    words, chars, tones = Counter(), Counter(), defaultdict(lambda: [0, 0, 0])
+    for ref, hyp in zip(refs, hyps):
+        r, h = ref.split(), hyp.split()
+        ids = {w: i for i, w in enumerate(dict.fromkeys(r + h))}
+        for op, i, j in align([ids[w] for w in r], [ids[w] for w in h]):
+            if i < 0:
+                continue
+            counts = tones[tone_of(r[i])]
+            counts[0] += 1
+            if op != "=":
+                counts[1] += 1
+            if op == "S":
+                words[(r[i], h[j])] += 1
+                counts[2] += strip_tone(r[i]) == strip_tone(h[j])
+        for op, i, j in align(ref, hyp):
+            if op == "S":
+                chars[(ref[i], hyp[j])] += 1
+    by_speaker = defaultdict(lambda: ([], []))
+    for ref, hyp, speaker in zip(refs, hyps, speakers):
+        by_speaker[speaker or "?"][0].append(ref)
+        by_speaker[speaker or "?"][1].append(hyp)
+    per_speaker = sorted(((s, len(r), corpus_cer(r, h).rate) for s, (r, h) in by_speaker.items()),
+                         key=lambda row: (-row[2], row[0]))
+    return {"word_substitutions": [(r, h, n) for (r, h), n in words.most_common(top)],
+            "char_substitutions": [(r, h, n) for (r, h), n in chars.most_common(top)],
+            "per_speaker": per_speaker[:top],
+            "per_tone": [(t, *tones[t]) for t in TONE_NAMES.values() if t in tones]}
+
+
+@torch.no_grad()
+def evaluate(config: EvalConfig) -> EvalReport:
+    """Transcribe and score the split or manifest of ``config``; store predictions when asked."""
+    loaded = load_checkpoint(config.checkpoint, config.device)
+    engine = None
+    if config.manifest:
+        records = manifest_records(config.manifest)
+    else:
+        engine = store.connect(config.db)
+        with engine.connect() as conn:
+            records = runs.split_records(conn, config.split, config.split_version)
+    if not records:
+        raise ValueError(f"nothing to evaluate: split {config.split!r} of version {config.split_version!r} is empty"
+                         if not config.manifest else f"{config.manifest}: no utterances")
+    decoder = f"beam{config.beam}" if config.beam > 0 else "greedy"
+    symbols = loaded.tokenizer.symbols
+    batches = make_batches([r.duration_s for r in records], config.max_frames, 0, 0, shuffle=False)
+    results: dict[int, tuple[str, float, float]] = {}        # record index -> text, confidence, seconds
+    start = time.perf_counter()
+    dataset = BatchDataset(records, batches, None)
+    for indices, batch in zip(batches, loader(dataset)):
+        t0 = time.perf_counter()
+        log_probs, lens = loaded.model(batch["x"].to(config.device), batch["x_lens"].to(config.device))
+        lp = log_probs.cpu().numpy()
+        for k, index in enumerate(indices):
+            frames = lp[k, : int(lens[k])]
+            if config.beam > 0:
+                hyp = ctc_prefix_beam_search(frames, beam=config.beam, nbest=1, symbols=symbols)[0]
+            else:
+                hyp = ctc_greedy_search(frames, symbols=symbols)
+            confidence = float(torch.tensor(hyp.acoustic / max(1, len(frames))).exp())
+            results[index] = (hyp.text, confidence, 0.0)
+        share = (time.perf_counter() - t0) / len(indices)
+        results.update({i: (*results[i][:2], share) for i in indices})
+    seconds = time.perf_counter() - start
+    refs = [r.text for r in records]
+    hyps = [results[i][0] for i in range(len(records))]
+    report = EvalReport(decoder, len(records), sum(r.duration_s for r in records), seconds,
+                        corpus_cer(refs, hyps), corpus_wer(refs, hyps),
+                        **error_report(refs, hyps, [r.speaker for r in records], config.top))
+    if config.store and engine is not None:
+        model_id = _model_id(engine, loaded, config.checkpoint)
+        rows = [{"model_id": model_id, "audio_id": r.audio_id, "text": hyps[i], "reference": r.text,
+                 "decoder": decoder, "confidence": results[i][1], "inference_time_s": results[i][2],
+                 "cer": corpus_cer([r.text], [hyps[i]]).rate, "wer": corpus_wer([r.text], [hyps[i]]).rate}
+                for i, r in enumerate(records)]
+        runs.add_predictions(engine, rows)
+        report.stored = len(rows)
+    if engine is not None:
+        engine.dispose()
+    return report
+
+
+def _model_id(engine, loaded, checkpoint: str) -> int:
+    """The models row of this checkpoint in this database (registered now if the run was elsewhere)."""
+    path = str(Path(checkpoint).resolve())
+    with engine.connect() as conn:
+        found = runs.model_by_checkpoint(conn, path)
+    if found is not None:
+        return found
+    return runs.register_model(engine, loaded.config.name, f"run{loaded.raw['run_id']}:{Path(path).stem}",
+                               loaded.config.model.architecture, loaded.raw["config"], path,
+                               loaded.raw["num_parameters"])
