@@ -67,9 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--benchmarks", type=Path, help="the benchmarks folder (default: the source checkout's)")
 
-    p = sub.add_parser("demo", help="the main job on the embedded default: synth -> database -> statistics")
-    p.add_argument("--n", type=int, help="number of utterances (default: the synth default)")
-    p.add_argument("--out", default="data/synth")
+    p = sub.add_parser("demo", help="the main job: synth -> database -> train tiny -> eval -> export -> transcribe")
+    p.add_argument("--n", type=int, help="utterances to synthesise (default 3000)")
+    p.add_argument("--out", help="folder for the corpus, runs, model and transcripts (default data)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="training config override, e.g. --set max_minutes=10 (repeatable)")
     _add_db(p)
 
     p = sub.add_parser("eval", help="score a checkpoint on a split or a CSV manifest (CER/WER, error report)")
@@ -252,8 +254,11 @@ def _bench(args) -> int:
 
 
 def _demo(args) -> int:
-    overrides = ["synth", "--out", args.out] + (["--n", str(args.n)] if args.n else [])
-    return main(overrides + (["--db", args.db] if args.db else []))
+    from vasr.demo import DemoConfig, run_demo
+
+    flags = {"n": args.n, "out_dir": args.out, "db": args.db}
+    return run_demo(dataclasses.replace(DemoConfig(train_overrides=tuple(args.overrides)),
+                                        **{k: v for k, v in flags.items() if v is not None}))
 
 
 def _eval(args) -> int:

@@ -100,7 +100,7 @@ def strip_tone(word: str) -> str:
 
 def manifest_records(path: str | Path) -> list[SplitRecord]:
     """The utterances of a CSV manifest, transcripts normalised as the importer does."""
-    from vasr.data.importers import read_csv
+    from vasr.data.manifests import read_csv
 
     entries, rejects = read_csv(Path(path))
     if rejects:

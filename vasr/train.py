@@ -407,7 +407,8 @@ class Trainer:
         c, p = self.config, self.progress
         self.net.train()
         bar = tqdm(total=len(dataset), initial=p.batch, desc=f"epoch {p.epoch + 1}", unit="batch", leave=False,
-                   disable=not c.progress or self.rank != 0, dynamic_ncols=True)
+                   disable=True if not c.progress or self.rank != 0 else None,  # None: terminals only
+                   dynamic_ncols=True)
         window_audio, window_start = 0.0, time.perf_counter()
         micro = 0
         for i, batch in zip(range(p.batch, len(dataset)), loader(dataset, p.batch, c.data.num_workers)):

@@ -1,0 +1,74 @@
+"""The main job on the embedded default: synthetic corpus -> database -> train -> evaluate -> export ->
+transcribe held-out speech with the int8 model through the torch-free runtime.
+
+Every stage is the library function its own command runs (`vasr synth`, `python -m vasr.train`,
+`vasr eval`, `vasr export`, `vasr transcribe`), called in order with the outputs of the one before.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from vasr import config as cfg
+
+TINY_PRESET = cfg.CONFIG_DIR / "tiny.yaml"
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    out_dir: str = "data"               # synth/, runs/, model/ and transcripts/ are written here
+    db: str | None = None               # database (default: $VASR_DB or data/vasr.db)
+    n: int = 3000                       # utterances to synthesise
+    train_config: str = str(TINY_PRESET)
+    train_overrides: tuple[str, ...] = ()   # e.g. ("max_minutes=10",)
+    beam: int = 8                       # the beam of the second evaluation (the first is greedy)
+
+
+def run_demo(config: DemoConfig) -> int:
+    """Run every stage; returns the exit status of the final transcription (0: every file done)."""
+    from vasr.data.synth import SynthConfig, synthesize
+    from vasr.db import store
+    from vasr.evaluate import EvalConfig, evaluate
+    from vasr.export.onnx_export import ExportConfig, export
+    from vasr.export.transcribe import TranscribeConfig, run
+    from vasr.train import TrainConfig, train
+
+    out = Path(config.out_dir)
+    engine = store.connect(config.db)
+    db = str(engine.url.render_as_string(hide_password=False))
+    started = time.perf_counter()
+
+    _stage("1/5 synthetic corpus (espeak-ng) -> database")
+    jobs, report = synthesize(SynthConfig(n=config.n, out_dir=str(out / "synth")), engine)
+    print(report.format())
+    with engine.connect() as conn:
+        for row in store.dataset_stats(conn):
+            print(f"  {row.split:<6}{row.utterances:>6} utterances {row.hours:7.3f} h {row.speakers:>4} speakers")
+    engine.dispose()
+
+    _stage("2/5 training")
+    train_config = cfg.load(TrainConfig, config.train_config,
+                            [f"db={db}", f"out_dir={out / 'runs'}", *config.train_overrides])
+    result = train(train_config)
+    checkpoint = str(result.best_checkpoint or result.run_dir / "last.pt")
+    print(f"run {result.run_id} {result.status}: {checkpoint}")
+
+    _stage("3/5 evaluation on the test split (PyTorch)")
+    for beam in (0, config.beam):
+        print(evaluate(EvalConfig(checkpoint=checkpoint, split="test", beam=beam, db=db)).format())
+
+    _stage("4/5 export to ONNX (fp32 + int8 gated on the test split)")
+    model_dir = out / "model"
+    print(export(ExportConfig(checkpoint=checkpoint, out_dir=str(model_dir), split="test", db=db)).format())
+
+    _stage("5/5 transcribe the test split with the int8 model (onnxruntime, no torch)")
+    status = run(TranscribeConfig(model_dir=str(model_dir), split="test", db=db,
+                                  out_dir=str(out / "transcripts")))
+    print(f"\ndemo finished in {(time.perf_counter() - started) / 60:.1f} min; transcripts in {out / 'transcripts'}")
+    return status
+
+
+def _stage(title: str) -> None:
+    print(f"\n=== {title} ===", flush=True)
+
