@@ -268,18 +268,13 @@ def _record_int8(out: Path, report: ExportReport) -> None:
 
 def _register(config: ExportConfig, loaded, out: Path) -> int:
     """The checkpoint's models row, now pointing at the exported fp32 model."""
-    from sqlalchemy import update
-
-    from vasr.db import store
-    from vasr.db.schema import models
-    from vasr.evaluate import _model_id
+    from vasr.db import runs, store
+    from vasr.evaluate import checkpoint_model_id
 
     engine = store.connect(config.db)
     try:
-        model_id = _model_id(engine, loaded, config.checkpoint)
-        with engine.begin() as conn:
-            conn.execute(update(models).where(models.c.id == model_id)
-                         .values(onnx_path=str((out / MODEL_FP32).resolve())))
+        model_id = checkpoint_model_id(engine, loaded, config.checkpoint)
+        runs.set_onnx_path(engine, model_id, str((out / MODEL_FP32).resolve()))
     finally:
         engine.dispose()
     return model_id

@@ -184,7 +184,7 @@ def evaluate(config: EvalConfig) -> EvalReport:
                         corpus_cer(refs, hyps), corpus_wer(refs, hyps),
                         **error_report(refs, hyps, [r.speaker for r in records], config.top))
     if config.store and engine is not None:
-        model_id = _model_id(engine, loaded, config.checkpoint)
+        model_id = checkpoint_model_id(engine, loaded, config.checkpoint)
         rows = [{"model_id": model_id, "audio_id": r.audio_id, "text": hyps[i], "reference": r.text,
                  "decoder": decoder, "confidence": results[i][1], "inference_time_s": results[i][2],
                  "cer": corpus_cer([r.text], [hyps[i]]).rate, "wer": corpus_wer([r.text], [hyps[i]]).rate}
@@ -196,13 +196,9 @@ def evaluate(config: EvalConfig) -> EvalReport:
     return report
 
 
-def _model_id(engine, loaded, checkpoint: str) -> int:
+def checkpoint_model_id(engine, loaded, checkpoint: str) -> int:
     """The models row of this checkpoint in this database (registered now if the run was elsewhere)."""
     path = str(Path(checkpoint).resolve())
-    with engine.connect() as conn:
-        found = runs.model_by_checkpoint(conn, path)
-    if found is not None:
-        return found
-    return runs.register_model(engine, loaded.config.name, f"run{loaded.raw['run_id']}:{Path(path).stem}",
-                               loaded.config.model.architecture, loaded.raw["config"], path,
-                               loaded.raw["num_parameters"])
+    version = f"run{loaded.raw['run_id']}:{Path(path).stem}"
+    return runs.checkpoint_model_id(engine, path, loaded.config.name, version, loaded.config.model.architecture,
+                                    loaded.raw["config"], loaded.raw["num_parameters"])

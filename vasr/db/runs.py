@@ -131,6 +131,22 @@ def model_by_checkpoint(conn: Connection, checkpoint_path: str) -> int | None:
                         .order_by(models.c.id)).scalars().first()
 
 
+def checkpoint_model_id(engine: Engine, checkpoint_path: str, name: str, version: str, architecture: str,
+                        config: dict, num_parameters: int) -> int:
+    """The models row of the checkpoint at ``checkpoint_path`` (absolute), registered now when the run
+    that wrote it was tracked in another database."""
+    with engine.connect() as conn:
+        found = model_by_checkpoint(conn, checkpoint_path)
+    if found is not None:
+        return found
+    return register_model(engine, name, version, architecture, config, checkpoint_path, num_parameters)
+
+
+def set_onnx_path(engine: Engine, model_id: int, onnx_path: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(models).where(models.c.id == model_id).values(onnx_path=onnx_path))
+
+
 def add_predictions(engine: Engine, rows: Sequence[dict]) -> None:
     """rows: predictions columns (audio_id, text, reference, decoder, run_id/model_id, wer, cer, ...)."""
     if rows:
