@@ -29,7 +29,7 @@ import unicodedata
 from typing import NamedTuple
 
 # the normaliser's onset + nucleus + final pattern: one definition of a Vietnamese spelling
-from vasr.text.normalize import _SYLLABLE, ONSETS, TONE_MARKS, is_syllable
+from vasr.text.normalize import ONSETS, SYLLABLE, TONE_MARKS, is_syllable
 
 __all__ = ["Syllable", "TONES", "decompose", "phonetic_tokens", "sentence_tokens", "token_role"]
 
@@ -75,7 +75,7 @@ def decompose(word: str) -> Syllable | None:
     if not is_syllable(word):
         return None
     plain, tone = _strip_tone(word)
-    onset, nucleus, final = (g or "" for g in _SYLLABLE.fullmatch(plain).groups())
+    onset, nucleus, final = (g or "" for g in SYLLABLE.fullmatch(plain).groups())
     if onset == "g" and nucleus.startswith("i"):
         onset = "gi"  # gì, gìn: the regex gives g + i(n), but the onset is gi and the rhyme keeps the i
     elif onset == "gi" and nucleus.startswith("ê"):

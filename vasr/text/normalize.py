@@ -85,7 +85,8 @@ _ABBREVIATION_RE = re.compile(r"(?<![^\W\d_])(?:" + "|".join(
     re.escape(k) if k in ABBREVIATIONS else f"(?i:{re.escape(k)})"
     for k in sorted([*ABBREVIATIONS, *ANY_CASE], key=len, reverse=True)) + r")(?![^\W\d_])")
 _LETTER_RUN = re.compile(r"[^\W\d_]+")
-_SYLLABLE = re.compile(f"({'|'.join(ONSETS)})?([{VOWELS}]+)({'|'.join(FINALS)})?")
+# onset, nucleus (vowels incl. the glide), final of a toneless lower-case syllable
+SYLLABLE = re.compile(f"({'|'.join(ONSETS)})?([{VOWELS}]+)({'|'.join(FINALS)})?")
 
 
 def _vowel_table() -> dict[str, tuple[str, str]]:
@@ -136,7 +137,7 @@ def _place_in_word(word: str) -> str:
     if len(tones) != 1:
         return word
     plain = "".join(base for base, _ in parts)
-    match = _SYLLABLE.fullmatch(plain.lower())
+    match = SYLLABLE.fullmatch(plain.lower())
     if match is None or match.group(2) not in NUCLEI:
         return word
     onset, nucleus, final = (g or "" for g in match.groups())
@@ -164,7 +165,7 @@ def is_syllable(word: str) -> bool:
     nucleus, final consonant, at most one tone, and a stop final (c ch p t) only with sắc or nặng."""
     parts = [_VOWEL_TONE.get(c, (c, "")) for c in word]
     tones = [tone for _, tone in parts if tone]
-    match = _SYLLABLE.fullmatch("".join(base for base, _ in parts))
+    match = SYLLABLE.fullmatch("".join(base for base, _ in parts))
     if len(tones) > 1 or match is None or match.group(2) not in NUCLEI:
         return False
     return match.group(3) not in STOP_FINALS or (bool(tones) and tones[0] in STOP_TONES)
