@@ -1,8 +1,6 @@
 """The acoustic model: the ONNX I/O contract, padding invariance, CMVN inside, short inputs."""
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
 
@@ -88,31 +86,3 @@ def test_parameter_count_of_a_known_shape():
     block = 2 * (2 * 32) + (32 * 96 + 96) + (32 * 32 + 32) + (32 * 64 + 64) + (64 * 32 + 32)
     head = 2 * 32 + (32 * 10 + 10)
     assert num_parameters(model) == conv + subsampling_out + block + head
-
-
-def test_skipgram_head_is_off_by_default_and_trains_the_ctc_head_rows():
-    cfg = ModelConfig(d_model=16, num_layers=1, num_heads=2, ff_dim=32, subsampling_channels=4)
-    assert CtcModel(cfg, 12).skipgram is None
-    assert not any(k.startswith("skipgram") for k in CtcModel(cfg, 12).state_dict())
-    torch.manual_seed(0)
-    model = CtcModel(dataclasses.replace(cfg, word2vec_weight=0.5, word2vec_window=1, word2vec_negatives=3), 12)
-    # two utterances [1 2 3] and [4 5]: window 1 gives pairs (1,2) (2,3) (4,5) and reversed, none across utterances
-    targets, lens = torch.tensor([1, 2, 3, 4, 5]), torch.tensor([3, 2])
-    loss = model.skipgram(model.head.weight, targets, lens)
-    loss.backward()
-    used = model.head.weight.grad.abs().sum(dim=1) > 0
-    assert used[[1, 2, 3, 4, 5]].all()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-    losses = []
-    for _ in range(30):
-        optimizer.zero_grad()
-        torch.manual_seed(1)  # the same negatives each step: the loss must fall
-        loss = model.skipgram(model.head.weight, targets, lens)
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss))
-    assert losses[-1] < 0.5 * losses[0]
-    # the head never changes what forward computes from: the log-probs keep their contract
-    x = torch.randn(1, 40, 80)
-    log_probs, out_lens = model.eval()(x, torch.tensor([40]))
-    assert log_probs.shape[-1] == 12 and int(out_lens[0]) == 9 <= log_probs.shape[1]

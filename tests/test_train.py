@@ -247,16 +247,3 @@ def test_ctrl_c_stops_at_a_step_boundary_and_marks_the_run_stopped(sqlite_corpus
     assert run.status == "stopped" and run.finished_at is not None
     last = torch.load(tmp_path / "runs" / f"t-{run.id}" / LAST, weights_only=False)
     assert last["progress"]["epoch"] >= 2 and last["progress"]["step"] > 0
-
-
-def test_the_skipgram_head_trains_and_is_saved(sqlite_corpus, tmp_path):
-    model_on = dataclasses.replace(tiny_config(sqlite_corpus, tmp_path).model, word2vec_weight=0.5)
-    on = train(tiny_config(sqlite_corpus, tmp_path / "on", epochs=1, model=model_on))
-    off = train(tiny_config(sqlite_corpus, tmp_path / "off", epochs=1))
-    loaded = load_checkpoint(on.run_dir / LAST)
-    assert loaded.model.skipgram is not None and loaded.config.model.word2vec_weight == 0.5
-    a = torch.load(on.run_dir / LAST, weights_only=False)["model"]
-    b = torch.load(off.run_dir / LAST, weights_only=False)["model"]
-    assert "skipgram.inputs.weight" in a and "skipgram.inputs.weight" not in b
-    # same seed and batches: only the auxiliary loss can make the CTC head differ
-    assert not torch.allclose(a["head.weight"], b["head.weight"])

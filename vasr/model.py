@@ -38,11 +38,6 @@ class ModelConfig:
     conv_kernel: int = 15             # Conformer depthwise convolution kernel (frames at 40 ms), odd
     subsampling_channels: int = 0     # channels of the two subsampling convs; 0 = d_model
     dropout: float = 0.1              # dropout in attention, feed-forward and after subsampling
-    # the seed's multi-task head: a skip-gram loss over transcript tokens that shares the CTC head's
-    # weight rows as output embeddings; its weight in the training loss (0 = off, no parameters)
-    word2vec_weight: float = 0.0
-    word2vec_window: int = 2          # context tokens on each side of a centre token
-    word2vec_negatives: int = 5       # negative samples per (centre, context) pair
 
 
 def output_lengths(x_lens: torch.Tensor) -> torch.Tensor:
@@ -164,36 +159,6 @@ def sinusoids(length: int, d_model: int, device: torch.device) -> torch.Tensor:
     return enc
 
 
-class SkipGram(nn.Module):
-    """Skip-gram with negative sampling over token sequences (Mikolov et al. 2013): input embeddings
-    of its own, output embeddings = the CTC head's weight rows, so tokens used in similar contexts
-    get similar output rows. Training-only: ``CtcModel.forward`` (and so the ONNX graph) never uses it."""
-
-    def __init__(self, vocab_size: int, cfg: ModelConfig):
-        super().__init__()
-        self.window, self.negatives = cfg.word2vec_window, cfg.word2vec_negatives
-        self.inputs = nn.Embedding(vocab_size, cfg.d_model)
-        nn.init.normal_(self.inputs.weight, std=cfg.d_model ** -0.5)
-
-    def forward(self, outputs: torch.Tensor, targets: torch.Tensor, target_lens: torch.Tensor) -> torch.Tensor:
-        """Mean SGNS loss; outputs (V, d) output embeddings, targets int64 (sum of lengths,) concatenated
-        token ids (no blanks), target_lens int64 (N,)."""
-        utt = torch.repeat_interleave(torch.arange(len(target_lens), device=targets.device), target_lens)
-        centres, contexts = [], []
-        for k in range(1, self.window + 1):
-            same = utt[:-k] == utt[k:]                      # pairs k apart inside one utterance
-            centres += [targets[:-k][same], targets[k:][same]]
-            contexts += [targets[k:][same], targets[:-k][same]]
-        centre, context = torch.cat(centres), torch.cat(contexts)
-        if centre.numel() == 0:
-            return outputs.sum() * 0.0
-        v = self.inputs(centre)                                              # (P, d)
-        negative = torch.randint(1, outputs.shape[0], (centre.numel(), self.negatives), device=targets.device)
-        positive_score = (v * outputs[context]).sum(-1)
-        negative_score = torch.einsum("pd,pkd->pk", v, outputs[negative])
-        return -(F.logsigmoid(positive_score) + F.logsigmoid(-negative_score).sum(-1)).mean()
-
-
 class CtcModel(nn.Module):
     """CMVN -> Conv2dSubsampling -> encoder blocks -> LayerNorm -> Linear -> log-softmax."""
 
@@ -210,7 +175,6 @@ class CtcModel(nn.Module):
         self.blocks = nn.ModuleList(block(cfg) for _ in range(cfg.num_layers))
         self.norm = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, vocab_size)
-        self.skipgram = SkipGram(vocab_size, cfg) if cfg.word2vec_weight > 0 else None
 
     def set_cmvn(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         """Store per-bin feature mean and standard deviation, each (num_mel_bins,)."""

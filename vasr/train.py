@@ -449,11 +449,7 @@ class Trainer:
         loss_sum = F.ctc_loss(log_probs.float().transpose(0, 1), targets, out_lens, target_lens, blank=0,
                               reduction="sum", zero_infinity=True)
         tokens = int(target_lens.sum())
-        loss = loss_sum / max(1, tokens)  # the logged loss stays CTC only, comparable with and without the head
-        if self.model.skipgram is not None:
-            loss = loss + self.config.model.word2vec_weight * self.model.skipgram(self.model.head.weight, targets,
-                                                                                 target_lens)
-        self.scaler.scale(loss / accum).backward()
+        self.scaler.scale(loss_sum / max(1, tokens) / accum).backward()
         return float(loss_sum.detach()), tokens
 
     def _optimizer_step(self) -> None:
