@@ -1,4 +1,5 @@
-"""CTC prefix beam search: vasr's backends against pyctcdecode on peaky synthetic log-probs.
+"""CTC prefix beam search: vasr's backends against pyctcdecode on peaky synthetic log-probs; and
+the CTC forward algorithm (``ctc_log_likelihood``) against torch's ``ctc_loss``.
 
 Both sides prune like pyctcdecode's defaults: tokens below -5 nats are skipped (vasr:
 ``prune_logp=-5.0``; pyctcdecode also drops beams 10 nats behind the best and prunes history).
@@ -18,6 +19,7 @@ PRUNE_LOGP = -5.0  # pyctcdecode's default token_min_logp
 BLANK_SHARE = 0.6  # fraction of frames that are blank
 AMBIGUOUS_SHARE = 0.2  # token frames with a second plausible token
 HOT_WORDS = 100  # phrases in the context-graph benchmark, a few of them present in the audio
+TOKENS_PER_SECOND = 6.0  # length of the token sequence scored by ctc_log_likelihood (60 in 10 s)
 
 BACKENDS = dispatch.available("ctc")
 CASES = [(8, 10.0), (32, 10.0)] + ([] if QUICK else [(8, 60.0), (32, 60.0)])
@@ -106,3 +108,20 @@ def test_pyctcdecode_hotwords(benchmark, decoder):
     words = ["".join(LABELS[t] for t in phrase) for phrase in hot_word_phrases(lp, ctc)]
     label(benchmark, group="ctc beam 8 + context graph, 10 s", impl="peer:pyctcdecode", unit="ms/s", per=10.0)
     benchmark(decoder.decode_beams, lp, beam_width=8, hotwords=words)
+
+
+@pytest.mark.parametrize("impl", [*(f"vasr:{b}" for b in BACKENDS), "peer:torch"])
+@pytest.mark.parametrize("seconds", [10.0] + ([] if QUICK else [60.0]))
+def test_ctc_log_likelihood(benchmark, impl, seconds):
+    """log P(tokens | audio) of one N-best hypothesis, as hot-word rescoring needs it per candidate."""
+    lp = peaky_log_probs(seconds)
+    tokens = np.random.default_rng(2).integers(1, VOCAB, size=int(seconds * TOKENS_PER_SECOND))
+    label(benchmark, group=f"ctc log-likelihood, {tokens.size} tokens, {seconds:g} s", impl=impl,
+          unit="ms/s", per=seconds)
+    if impl == "peer:torch":
+        torch = pytest.importorskip("torch")
+        args = (torch.from_numpy(lp).unsqueeze(1), torch.from_numpy(tokens), (lp.shape[0],), (tokens.size,))
+        score = -benchmark(lambda: torch.nn.functional.ctc_loss(*args, reduction="sum").item())
+    else:
+        score = benchmark(dispatch.load("ctc", impl.split(":")[1]).ctc_log_likelihood, lp, tokens)
+    assert np.isfinite(score)

@@ -1,14 +1,15 @@
 """The torch-free recognizer: an exported model directory + onnxruntime + the vasr kernels.
 
-Imports numpy, onnxruntime, soundfile, soxr and vasr.kernels (and vasr's pure-Python text package
-for hot words) — never torch or sqlalchemy, so ``vasr transcribe`` starts in well under a second.
+Imports numpy, onnxruntime, soundfile, soxr and vasr.kernels (and vasr's pure-Python text and
+embeddings packages) — never torch or sqlalchemy, so ``vasr transcribe`` starts in well under a
+second; kenlm, gensim and faiss only when an LM or embeddings are asked for.
 
 A model directory (written by ``vasr export``) holds ``model.onnx`` (fp32), ``model.int8.onnx``,
 ``tokens.txt`` and ``config.json``. Audio of any rate, channel count and format libsndfile reads is
 streamed, resampled to 16 kHz mono, cut at pauses into chunks of at most ``max_chunk_s``
 (``vasr.export.vad``), turned into fbank features by the kernel, batched (padded with -23.0259 as
-sherpa-onnx does; the model ignores the padding), run through the model and decoded greedily or with
-the CTC prefix beam search kernel (hot words through its context graph). Word times come from the
+sherpa-onnx does; the model ignores the padding), run through the model and decoded by ``vasr.export.decoder``
+(greedy or prefix beam search with hot words and an LM, then optional N-best rescoring). Word times come from the
 token frame indices (one model frame = 40 ms) shifted by the chunk's offset in the file.
 """
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +25,10 @@ from typing import BinaryIO
 import numpy as np
 import onnxruntime as ort
 
-from vasr.export.vad import ChunkOptions, StreamStats, chunks, read_blocks
 from vasr.data.audio import TARGET_RATE, AudioError
-from vasr.kernels import (ContextGraph, FbankOptions, Hypothesis, compute_fbank_batch, ctc_greedy_search,
-                          ctc_prefix_beam_search)
+from vasr.export.decoder import Alternative, DecodeOptions, Decoder
+from vasr.export.vad import ChunkOptions, StreamStats, chunks, read_blocks
+from vasr.kernels import FbankOptions, Hypothesis, compute_fbank_batch
 from vasr.kernels.ctc_py import WORD_SPACE
 
 MODEL_FP32 = "model.onnx"
@@ -39,7 +39,6 @@ FRAME_S = 0.04               # seconds per model output frame: 10 ms fbank shift
 PAD_VALUE = -23.0259         # log(1e-10): the feature value sherpa-onnx pads batches with
 MIN_CLIP_S = 0.07            # shorter clips are rejected: fewer than 7 fbank frames
 SILENCE_PEAK = 10 ** (-70 / 20)   # a file whose peak stays below -70 dBFS is called silent
-HOTWORD_BEAM = 4             # prefixes kept when hot words are given without --beam
 FBANK_FRAMES_PER_S = 100     # 10 ms shift
 INPUT_NAMES = ("x", "x_lens")
 OUTPUT_NAMES = ("log_probs", "log_probs_len")
@@ -52,13 +51,6 @@ Source = str | os.PathLike | tuple[str, BinaryIO] | tuple[str, np.ndarray] | tup
 
 class ModelDirError(ValueError):
     """A model directory that cannot be used; the message names the file at fault."""
-
-
-@dataclass(frozen=True)
-class DecodeOptions:
-    beam: int = 1                                  # 1 = greedy search; N > 1 = prefix beam search
-    nbest: int = 1                                 # hypotheses reported per chunk (<= beam)
-    hotwords: tuple[tuple[str, float], ...] = ()   # (phrase, bonus in nats per matched token)
 
 
 @dataclass(frozen=True)
@@ -76,14 +68,6 @@ class Word:
     start: float          # seconds from the start of the file
     end: float            # seconds
     confidence: float     # mean over its tokens of the token's best frame posterior, 0..1
-
-
-@dataclass(frozen=True)
-class Alternative:
-    text: str
-    tokens: tuple[int, ...]
-    score: float          # nats: acoustic + context
-    acoustic: float       # nats
 
 
 @dataclass(frozen=True)
@@ -169,42 +153,7 @@ class Recognizer:
         if names != (INPUT_NAMES, OUTPUT_NAMES):
             raise ModelDirError(f"{self.model_path}: expected inputs {INPUT_NAMES} and outputs {OUTPUT_NAMES}, "
                                 f"got {names}")
-        self.context, self.beam = self._hotwords(Path(model_dir), options.decode)
-
-    def _hotwords(self, model_dir: Path, decode: DecodeOptions) -> tuple[ContextGraph | None, int]:
-        """The context graph of the hot words that tokenize (a warning for each that does not)."""
-        if not decode.hotwords:
-            return None, decode.beam
-        beam = decode.beam
-        if beam <= 1:
-            warnings.warn(f"hot words need beam search; greedy search cannot use them: decoding with "
-                          f"--beam {HOTWORD_BEAM}", stacklevel=3)
-            beam = HOTWORD_BEAM
-        from vasr.text.normalize import normalize
-        from vasr.text.tokens import Tokenizer
-
-        try:
-            tokenizer = Tokenizer.load(model_dir)
-        except (OSError, ValueError, ImportError) as exc:
-            warnings.warn(f"{model_dir}: cannot load the tokenizer to spell hot words ({exc}); "
-                          f"hot words ignored", stacklevel=3)
-            return None, beam
-        phrases, boosts = [], []
-        for phrase, boost in decode.hotwords:
-            try:
-                ids = tokenizer.encode(normalize(phrase))
-            except ValueError as exc:
-                warnings.warn(f"hot word {phrase!r} ignored: {exc}", stacklevel=3)
-                continue
-            if not ids:
-                warnings.warn(f"hot word {phrase!r} ignored: nothing left after normalisation", stacklevel=3)
-                continue
-            phrases.append(ids)
-            boosts.append(boost)
-        if not phrases:
-            warnings.warn("no hot word could be used", stacklevel=3)
-            return None, beam
-        return ContextGraph(phrases, boosts, vocab_size=len(self.symbols)), beam
+        self.decoder = Decoder(model_dir, self.symbols, options.decode)
 
     def log_probs(self, waves: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Float32 (T'_i, V) log-probs of valid frames, per 16 kHz mono waveform, in one model call."""
@@ -219,21 +168,15 @@ class Recognizer:
     def decode(self, log_probs: np.ndarray, offset_s: float = 0.0, duration_s: float | None = None) -> Segment:
         """A chunk's Segment from its (T, V) log-probs; ``offset_s`` = chunk start in the file,
         ``duration_s`` its length (default: T model frames)."""
-        decode = self.options.decode
-        if self.beam > 1:
-            hyps = ctc_prefix_beam_search(log_probs, beam=self.beam, nbest=min(max(1, decode.nbest), self.beam),
-                                          context=self.context, symbols=self.symbols)
-        else:
-            hyps = [ctc_greedy_search(log_probs, symbols=self.symbols)]
-        best = hyps[0]
+        decoded = self.decoder.decode(log_probs)
+        best = decoded.best
         first = int(round(offset_s / FRAME_S))
         frames = len(log_probs)
         confidence = math.exp(_best_path(log_probs) / frames) if frames else 0.0
         end = offset_s + (frames * FRAME_S if duration_s is None else duration_s)
         return Segment(round(offset_s, 3), round(end, 3), best.text, best.tokens,
                        tuple(first + f for f in best.frames), self._words(best, log_probs, offset_s),
-                       confidence, tuple(Alternative(h.text, h.tokens, h.acoustic + h.context, h.acoustic)
-                                         for h in hyps))
+                       confidence, decoded.alternatives)
 
     def _words(self, hyp: Hypothesis, log_probs: np.ndarray, offset_s: float) -> tuple[Word, ...]:
         """Words of ``hyp``: a token whose symbol starts with ▁ starts a new word."""

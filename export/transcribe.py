@@ -22,7 +22,6 @@ from typing import TextIO
 from vasr.export.formats import EXTENSIONS, FORMATS, render
 from vasr.export.runtime import MODEL_FP32, MODEL_INT8, DecodeOptions, Recognizer, RecognizerOptions, Source
 from vasr.export.vad import ChunkOptions
-from vasr.kernels.ctc_py import DEFAULT_BOOST
 
 STDIN = "-"
 
@@ -42,23 +41,29 @@ class TranscribeConfig:
     nbest: int = 1
     hotwords_file: str | None = None            # lines "phrase" or "phrase:boost"
     hotwords: tuple[str, ...] = ()              # "phrase" or "phrase:boost"
+    lm: str | None = None                       # n-gram LM (vasr lm build): fusion + rescoring
+    lm_weight: float | None = None              # None: the model directory's decode.json, else default
+    word_bonus: float | None = None
+    embeddings: str | None = None               # vasr embed build directory: phonetic expansion + rescoring
+    context: tuple[str, ...] = ()               # phrases the speech is about (semantic rescoring)
     threads: int = 1
     max_batch_frames: int = 8000
     chunk: ChunkOptions = field(default_factory=ChunkOptions)
 
 
-def parse_hotword(text: str, where: str) -> tuple[str, float]:
-    """"phrase" or "phrase:boost" -> (phrase, boost in nats per token); ValueError naming ``where``."""
+def parse_hotword(text: str, where: str) -> tuple[str, float | None]:
+    """"phrase" or "phrase:boost" -> (phrase, boost in nats per token; None: the tuned or default
+    boost); ValueError naming ``where``."""
     phrase, sep, boost = text.rpartition(":")
     if not sep:
-        return text.strip(), DEFAULT_BOOST
+        return text.strip(), None
     try:
         return phrase.strip(), float(boost)
     except ValueError:
         raise ValueError(f"{where}: hot word {text!r}: the part after ':' must be a number (the boost)") from None
 
 
-def read_hotwords(config: TranscribeConfig) -> tuple[tuple[str, float], ...]:
+def read_hotwords(config: TranscribeConfig) -> tuple[tuple[str, float | None], ...]:
     words = []
     if config.hotwords_file:
         lines = Path(config.hotwords_file).read_text(encoding="utf-8").splitlines()
@@ -138,7 +143,10 @@ def run(config: TranscribeConfig, out: TextIO | None = None, err: TextIO | None 
     if config.format not in FORMATS:
         raise ValueError(f"unknown format {config.format!r}; expected one of {', '.join(FORMATS)}")
     options = RecognizerOptions(model_file=MODEL_FP32 if config.fp32 else MODEL_INT8, threads=config.threads, max_batch_frames=config.max_batch_frames,
-                                chunk=config.chunk, decode=DecodeOptions(config.beam, config.nbest, read_hotwords(config)))
+                                chunk=config.chunk, decode=DecodeOptions(
+                                    config.beam, config.nbest, read_hotwords(config), lm=config.lm,
+                                    lm_weight=config.lm_weight, word_bonus=config.word_bonus,
+                                    embeddings=config.embeddings, context=config.context))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         recognizer = Recognizer(config.model_dir, options)

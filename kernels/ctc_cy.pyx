@@ -158,6 +158,126 @@ def ctc_prefix_beam_search(log_probs, beam=8, blank=0, nbest=None, top_k=0, prun
 ctc_prefix_beam_search.__doc__ = _py.ctc_prefix_beam_search.__doc__
 
 
+def ctc_log_likelihood(log_probs, tokens, blank=0):
+    lp, ids = _py._check_likelihood_args(log_probs, tokens, blank)
+    if lp.shape[0] < _py._frames_needed(ids):
+        return -INFINITY
+    return _forward(lp, ids, blank)
+
+
+ctc_log_likelihood.__doc__ = _py.ctc_log_likelihood.__doc__
+
+
+def ctc_forced_align(log_probs, tokens, blank=0):
+    lp, ids = _py._check_likelihood_args(log_probs, tokens, blank)
+    if lp.shape[0] < _py._frames_needed(ids):
+        raise ValueError(f"{len(ids)} tokens cannot be aligned to {lp.shape[0]} frames")
+    if ids.shape[0] == 0:
+        return ()
+    return tuple(_viterbi(lp, ids, blank))
+
+
+ctc_forced_align.__doc__ = _py.ctc_forced_align.__doc__
+
+
+cdef list _viterbi(const float[:, ::1] lp, const int[::1] ids, int blank):
+    """Best path over the extended states (as ctc_py.ctc_forced_align); per token its first frame."""
+    cdef Py_ssize_t T = lp.shape[0], L = ids.shape[0], S = 2 * L + 1
+    cdef Py_ssize_t t, s, state
+    cdef vector[double] prev, cur
+    cdef vector[char] skip, back
+    cdef vector[int] first
+    cdef double best, option
+    cdef char choice
+    skip.assign(S, 0)
+    for s in range(3, S, 2):
+        skip[s] = ids[s // 2] != ids[s // 2 - 1]
+    back.assign(T * S, 0)
+    prev.assign(S, -INFINITY)
+    cur.assign(S, -INFINITY)
+    prev[0] = lp[0, blank]
+    prev[1] = lp[0, ids[0]]
+    for t in range(1, T):
+        for s in range(S):
+            # ties as in the reference: skip (s - 2), then advance (s - 1), then stay
+            best, choice = -INFINITY, 0
+            if s >= 2 and skip[s] and prev[s - 2] > best:
+                best, choice = prev[s - 2], 2
+            if s >= 1 and prev[s - 1] > best:
+                best, choice = prev[s - 1], 1
+            if prev[s] > best:
+                best, choice = prev[s], 0
+            back[t * S + s] = choice
+            cur[s] = best + lp[t, ids[s // 2] if s % 2 else blank]
+        prev.swap(cur)
+    state = S - 1 if prev[S - 1] >= prev[S - 2] else S - 2
+    first.assign(L, 0)
+    for t in range(T - 1, -1, -1):
+        if state % 2:
+            first[state // 2] = <int>t
+        state -= back[t * S + state]
+    return [first[s] for s in range(L)]
+
+
+cdef inline double logadd3(double a, double b, double c) noexcept nogil:
+    # log(e^a + e^b + e^c) with two exps and one log1p: the largest term factored out
+    cdef double t
+    if a < b:
+        t = a
+        a = b
+        b = t
+    if a < c:
+        t = a
+        a = c
+        c = t
+    if a == -INFINITY:
+        return a
+    return a + log1p(exp(b - a) + exp(c - a))
+
+
+cdef double _forward(const float[:, ::1] lp, const int[::1] ids, int blank):
+    """The CTC forward algorithm over the 2L + 1 extended states (as ctc_py.ctc_log_likelihood), with
+    T >= the frames the tokens need. Only states that are reachable from frame 0 and can still reach
+    the end by frame T - 1 are updated: at frame t, lo <= s <= hi."""
+    cdef Py_ssize_t T = lp.shape[0], L = ids.shape[0], S = 2 * L + 1
+    cdef Py_ssize_t t, s, lo, hi
+    cdef vector[double] prev, cur
+    cdef vector[char] skip
+    cdef double result
+    if T == 0:
+        return 0.0
+    # token state 2k + 1 may come straight from token state 2k - 1 when the two tokens differ
+    skip.assign(S, 0)
+    for s in range(3, S, 2):
+        skip[s] = ids[s // 2] != ids[s // 2 - 1]
+    # both rows start at -inf: a row's states above hi were never written, below lo are never read
+    prev.assign(S, -INFINITY)
+    cur.assign(S, -INFINITY)
+    prev[0] = lp[0, blank]
+    if L > 0:
+        prev[1] = lp[0, ids[0]]
+    for t in range(1, T):
+        lo = max(<Py_ssize_t>0, S - 2 * (T - t))
+        hi = min(S - 1, 2 * t + 1)
+        s = lo
+        if s == 0:
+            cur[0] = prev[0] + lp[t, blank]
+            s = 1
+        while s <= hi:
+            if s % 2 == 0:
+                cur[s] = logadd(prev[s], prev[s - 1]) + lp[t, blank]
+            elif skip[s]:
+                cur[s] = logadd3(prev[s], prev[s - 1], prev[s - 2]) + lp[t, ids[s // 2]]
+            else:
+                cur[s] = logadd(prev[s], prev[s - 1]) + lp[t, ids[s // 2]]
+            s += 1
+        prev.swap(cur)
+    result = prev[S - 1]
+    if L > 0:
+        result = logadd(result, prev[S - 2])
+    return result
+
+
 cdef inline void set_slot(Slot* s, int node, int src, int token, double pb, double pnb,
                   double vb, double vnb, double total, int cb, int cnb, int cnb_frame, int ctx_state,
                   double ctx, double lm) noexcept nogil:

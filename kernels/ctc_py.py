@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["Hypothesis", "ContextGraph", "WordLM", "ctc_greedy_search", "ctc_prefix_beam_search",
-           "tokens_to_text"]
+           "ctc_log_likelihood", "ctc_forced_align", "tokens_to_text"]
 
 WORD_SPACE = "\u2581"  # "▁": the symbol that stands for a space in tokens.txt
 DEFAULT_BOOST = 1.5  # nats of bonus per matched token of a hot word (icefall / sherpa-onnx default)
@@ -221,6 +221,80 @@ def ctc_greedy_search(log_probs: np.ndarray, blank: int = 0,
     tokens = tuple(best[starts].tolist())
     text = tokens_to_text(tokens, symbols) if symbols is not None else ""
     return Hypothesis(tokens, tuple(starts.tolist()), acoustic, acoustic, 0.0, 0.0, text)
+
+
+def ctc_log_likelihood(log_probs: np.ndarray, tokens: Sequence[int], blank: int = 0) -> float:
+    """log P(tokens | log_probs) in nats: the log-sum over every CTC alignment of ``tokens`` (the CTC
+    forward algorithm), i.e. minus torch's ``ctc_loss`` with ``reduction="sum"``. For a complete
+    prefix it equals ``Hypothesis.acoustic`` of an exact prefix beam search.
+
+    log_probs: float32 (T, V) log-softmax; accumulated in float64.
+    tokens: L token ids (no blanks; each in [0, V) and != blank). A repeated token needs a blank frame
+    between its copies, so ``-inf`` when T < L + number of adjacent repeats. Empty tokens: the sum of
+    the blank log-probs (0.0 for T = 0).
+    """
+    lp, ids = _check_likelihood_args(log_probs, tokens, blank)
+    T = lp.shape[0]
+    if T < _frames_needed(ids):
+        return NEG_INF
+    if T == 0:
+        return 0.0
+    # extended sequence: blank, l1, blank, l2, ..., lL, blank (S = 2L + 1 states)
+    ext = np.full(2 * len(ids) + 1, blank, dtype=np.intp)
+    ext[1::2] = ids
+    emit = lp[:, ext].astype(np.float64)  # (T, S)
+    # a state may skip the blank before it only when it is a token that differs from the previous one
+    skip = np.zeros(ext.shape[0], dtype=bool)
+    skip[3::2] = ids[1:] != ids[:-1]
+    alpha = np.full(ext.shape[0], NEG_INF)
+    alpha[:2] = emit[0, :2]
+    from_one, from_two = np.full_like(alpha, NEG_INF), np.full_like(alpha, NEG_INF)
+    for t in range(1, T):
+        from_one[1:] = alpha[:-1]
+        from_two[2:] = np.where(skip[2:], alpha[:-2], NEG_INF)
+        alpha = np.logaddexp(np.logaddexp(alpha, from_one), from_two) + emit[t]
+    return float(np.logaddexp(alpha[-1], alpha[-2]) if len(ids) else alpha[-1])
+
+
+def ctc_forced_align(log_probs: np.ndarray, tokens: Sequence[int], blank: int = 0) -> tuple[int, ...]:
+    """The most likely CTC alignment of ``tokens`` (Viterbi): per token, the first frame of its run,
+    as ``Hypothesis.frames`` gives them (word timings of a hypothesis the search did not produce).
+
+    log_probs: float32 (T, V) log-softmax; tokens: L token ids (as for ``ctc_log_likelihood``).
+    Returns L increasing frame indices; ValueError when no alignment exists (T too short). On equal
+    scores a state is entered by skipping a blank, then by advancing, before staying.
+    """
+    lp, ids = _check_likelihood_args(log_probs, tokens, blank)
+    T = lp.shape[0]
+    if T < _frames_needed(ids):
+        raise ValueError(f"{len(ids)} tokens cannot be aligned to {T} frames")
+    if len(ids) == 0:
+        return ()
+    ext = np.full(2 * len(ids) + 1, blank, dtype=np.intp)
+    ext[1::2] = ids
+    emit = lp[:, ext].astype(np.float64)
+    S = ext.shape[0]
+    skip = np.zeros(S, dtype=bool)
+    skip[3::2] = ids[1:] != ids[:-1]
+    score = np.full(S, NEG_INF)
+    score[:2] = emit[0, :2]
+    back = np.zeros((T, S), dtype=np.int8)  # 0: stayed in the state, 1: came from s - 1, 2: from s - 2
+    for t in range(1, T):
+        options = np.full((3, S), NEG_INF)
+        options[0] = score
+        options[1, 1:] = score[:-1]
+        options[2, 2:] = np.where(skip[2:], score[:-2], NEG_INF)
+        # argmax takes the first maximum: rows reversed so that ties prefer skip, then advance, then stay
+        choice = 2 - np.argmax(options[::-1], axis=0)
+        back[t] = choice
+        score = options[choice, np.arange(S)] + emit[t]
+    state = S - 1 if score[S - 1] >= score[S - 2] else S - 2
+    first = [0] * len(ids)
+    for t in range(T - 1, -1, -1):
+        if state % 2:
+            first[state // 2] = t
+        state -= int(back[t, state])
+    return tuple(first)
 
 
 def ctc_prefix_beam_search(log_probs: np.ndarray, beam: int = 8, blank: int = 0, nbest: int | None = None,
@@ -452,6 +526,30 @@ def _check_common(lp: np.ndarray, blank: int, symbols) -> None:
         raise ValueError(f"blank id {blank} out of range [0, {V})")
     if symbols is not None and len(symbols) != V:
         raise ValueError(f"symbols has {len(symbols)} entries but log_probs has V = {V}")
+
+
+def _check_likelihood_args(log_probs, tokens, blank) -> tuple[np.ndarray, np.ndarray]:
+    """Validate ``ctc_log_likelihood``'s arguments; returns (C-contiguous log_probs, int32 token ids)."""
+    lp = _check_log_probs(log_probs)
+    _check_common(lp, blank, None)
+    ids = np.asarray(tokens)
+    if ids.ndim != 1:
+        raise ValueError(f"tokens must be a 1-D sequence of token ids; got shape {ids.shape}")
+    if ids.size == 0:
+        return lp, np.zeros(0, dtype=np.int32)
+    if ids.dtype.kind not in "iu":
+        raise ValueError(f"tokens must be integer token ids; got {ids.dtype}")
+    V = lp.shape[1]
+    bad = np.flatnonzero((ids < 0) | (ids >= V) | (ids == blank))
+    if bad.size:
+        p = int(bad[0])
+        raise ValueError(f"tokens[{p}] = {int(ids[p])} is the blank ({blank}) or out of range [0, {V})")
+    return lp, ids.astype(np.int32)
+
+
+def _frames_needed(ids: np.ndarray) -> int:
+    """Fewest frames that can emit ``ids``: one per token, plus a blank between equal neighbours."""
+    return len(ids) + int(np.count_nonzero(ids[1:] == ids[:-1]))
 
 
 def _check_search_args(log_probs, beam, blank, nbest, top_k, context, lm, word_boundary, symbols):

@@ -332,3 +332,121 @@ def test_validation_errors(ctc):
         ctc.ContextGraph([[1], [2], [3, 9]], vocab_size=9)
     with pytest.raises(ValueError, match="2 boosts for 1 phrases"):
         ctc.ContextGraph([[1]], boosts=[1.0, 2.0])
+
+
+def test_log_likelihood_matches_brute_force(ctc):
+    """The forward algorithm == the log-sum over all V^T paths of each token sequence: 1e-9 against
+    the float32 input the kernel sees, 1e-5 against the float64 log-softmax it was rounded from."""
+    assert (list(inspect.signature(ctc.ctc_log_likelihood).parameters)
+            == ["log_probs", "tokens", "blank"])
+    rng = np.random.default_rng(17)
+    for _ in range(60):
+        T, V = int(rng.integers(1, 6)), int(rng.integers(2, 4))
+        x = rng.normal(0.0, 2.0, size=(T, V))
+        lp64 = x - np.logaddexp.reduce(x, axis=1, keepdims=True)
+        lp = lp64.astype(np.float32)
+        exact, rounded = brute_force(lp), brute_force(lp64)
+        for tokens, (total, _) in exact.items():
+            got = ctc.ctc_log_likelihood(lp, tokens)
+            assert got == pytest.approx(total, abs=1e-9)
+            assert got == pytest.approx(rounded[tokens][0], abs=1e-5)
+        # sequences no path collapses to: one token too many, or a repeat with no room for a blank
+        assert ctc.ctc_log_likelihood(lp, [1] * (T + 1)) == -math.inf
+        assert ctc.ctc_log_likelihood(lp, [V - 1] * ((T + 1) // 2 + 1)) == -math.inf
+
+
+def test_log_likelihood_equals_torch_ctc_loss(ctc):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(19)
+    T, V, L = 50, 20, 10
+    for k in range(4):
+        lp = log_softmax(rng.normal(0.0, 2.0, size=(T, V)))
+        tokens = rng.integers(1, V, size=L)
+        if k == 0:
+            tokens[3:6] = tokens[2]  # runs of a repeated token
+        loss = torch.nn.functional.ctc_loss(torch.from_numpy(lp.astype(np.float64)),
+                                            torch.from_numpy(tokens.astype(np.int64)), (T,), (L,),
+                                            blank=0, reduction="sum")
+        assert ctc.ctc_log_likelihood(lp, tokens) == pytest.approx(-loss.item(), abs=1e-9)
+        assert ctc.ctc_log_likelihood(lp, tuple(tokens.tolist())) == ctc.ctc_log_likelihood(lp, tokens)
+
+
+def test_log_likelihood_equals_exact_beam_search_acoustic(ctc):
+    """With a beam wider than the number of prefixes the search is exact, so every hypothesis's
+    ``acoustic`` is its token sequence's log-likelihood."""
+    rng = np.random.default_rng(23)
+    for _ in range(3):
+        lp = log_softmax(rng.normal(0.0, 1.5, size=(6, 4)))
+        hyps = ctc.ctc_prefix_beam_search(lp, beam=1100)  # 1093 sequences of <= 6 tokens from 3
+        assert len(hyps) > 100
+        for h in hyps:
+            assert ctc.ctc_log_likelihood(lp, h.tokens) == pytest.approx(h.acoustic, abs=1e-9)
+
+
+def test_log_likelihood_concrete_values(ctc):
+    """Uniform frames over 3 tokens: every path has probability 3^-T, so the likelihood counts paths."""
+    def uniform(T):
+        return np.log(np.full((T, 3), 1 / 3, np.float32))
+
+    third = float(np.log(np.float32(1 / 3)))
+    assert ctc.ctc_log_likelihood(uniform(0), []) == 0.0
+    assert ctc.ctc_log_likelihood(uniform(0), [1]) == -math.inf
+    assert ctc.ctc_log_likelihood(uniform(4), []) == pytest.approx(4 * third, abs=1e-12)  # blanks only
+    blank_only = from_probs([{0: .5}, {0: .25}, {0: .9}], 3)
+    assert ctc.ctc_log_likelihood(blank_only, ()) == pytest.approx(float(blank_only[:, 0].astype(np.float64).sum()),
+                                                                   abs=1e-12)
+    # "ab" in 3 frames: aab abb _ab a_b ab_; "aa" needs a blank between: a_a only, then 5 ways in 4
+    assert ctc.ctc_log_likelihood(uniform(3), [1, 2]) == pytest.approx(np.log(5) + 3 * third, abs=1e-9)
+    assert ctc.ctc_log_likelihood(uniform(2), [1, 1]) == -math.inf
+    assert ctc.ctc_log_likelihood(uniform(3), [1, 1]) == pytest.approx(3 * third, abs=1e-9)
+    assert ctc.ctc_log_likelihood(uniform(4), [1, 1]) == pytest.approx(np.log(5) + 4 * third, abs=1e-9)
+    assert ctc.ctc_log_likelihood(uniform(4), [2, 2, 2]) == -math.inf  # needs 5 frames
+    assert ctc.ctc_log_likelihood(uniform(5), [2, 2, 2]) == pytest.approx(5 * third, abs=1e-9)
+    assert ctc.ctc_log_likelihood(uniform(2), [1, 2, 1]) == -math.inf
+    # another blank id: token 0 is an ordinary token
+    assert ctc.ctc_log_likelihood(uniform(3), [0, 1], blank=2) == pytest.approx(np.log(5) + 3 * third, abs=1e-9)
+
+
+def test_log_likelihood_validation_errors(ctc):
+    lp = np.log(np.full((4, 3), 1 / 3, np.float32))
+    with pytest.raises(ValueError, match=r"tokens\[1\] = 0 is the blank"):
+        ctc.ctc_log_likelihood(lp, [1, 0, 2])
+    with pytest.raises(ValueError, match=r"tokens\[2\] = 3 .*out of range \[0, 3\)"):
+        ctc.ctc_log_likelihood(lp, [1, 2, 3])
+    with pytest.raises(ValueError, match=r"tokens\[0\] = -1"):
+        ctc.ctc_log_likelihood(lp, np.array([-1, 1]))
+    with pytest.raises(ValueError, match=r"tokens\[0\] = 2 is the blank \(2\)"):
+        ctc.ctc_log_likelihood(lp, [2], blank=2)
+    with pytest.raises(ValueError, match="integer"):
+        ctc.ctc_log_likelihood(lp, [1.0])
+    with pytest.raises(ValueError, match="1-D"):
+        ctc.ctc_log_likelihood(lp, [[1, 2]])
+    with pytest.raises(ValueError, match="float32"):
+        ctc.ctc_log_likelihood(lp.astype(np.float64), [1])
+    with pytest.raises(ValueError, match="blank id 3"):
+        ctc.ctc_log_likelihood(lp, [1], blank=3)
+
+
+def test_forced_align_matches_the_best_brute_force_path(ctc):
+    """Viterbi frames == the first frames of the single most likely path of each token sequence."""
+    rng = np.random.default_rng(23)
+    for _ in range(40):
+        T, V = int(rng.integers(1, 6)), int(rng.integers(2, 4))
+        lp = log_softmax(rng.normal(0.0, 2.0, size=(T, V)))
+        for tokens, (_, frames) in brute_force(lp).items():
+            assert ctc.ctc_forced_align(lp, tokens) == frames
+        with pytest.raises(ValueError, match="cannot be aligned"):
+            ctc.ctc_forced_align(lp, [1] * (T + 1))
+
+
+def test_forced_align_of_the_greedy_tokens_is_the_greedy_path(ctc):
+    rng = np.random.default_rng(5)
+    lp = peaky(rng, 200, 30)
+    greedy = ctc.ctc_greedy_search(lp)
+    assert len(greedy.tokens) > 20
+    assert ctc.ctc_forced_align(lp, greedy.tokens) == greedy.frames
+    assert ctc.ctc_forced_align(lp, []) == ()
+    # a token sequence the audio does not favour still gets an increasing, complete alignment
+    other = [int(t) for t in rng.integers(1, 30, size=25)]
+    frames = ctc.ctc_forced_align(lp, other)
+    assert len(frames) == 25 and all(a < b for a, b in zip(frames, frames[1:]))

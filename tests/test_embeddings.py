@@ -194,8 +194,13 @@ def test_rescorer_phonetic_term_prefers_the_hot_word(phon2vec):
     assert 0.5 < ranked[1].phonetic < 0.99 and ranked[2].phonetic < ranked[1].phonetic
     # a two-word hot word is compared with two-word spans
     two = Rescorer(RescoreWeights(phonetic=1.0), phon2vec=phon2vec, hotwords=["việt nam"])
-    assert two.phonetic("người việt nam") == pytest.approx(1.0, abs=1e-5)
-    assert two.phonetic("việt") == 0.0  # no span long enough
+    assert two.phonetic(["người việt nam", "việt", ""]) == pytest.approx([1.0, 0.0, 0.0], abs=1e-5)
+    # texts scored together get what each gets alone (spans never cross from one text to the next)
+    mixed = Rescorer(phon2vec=phon2vec, hotwords=["tưởng", "việt nam", "quốc gia yêu"])
+    texts = _random_corpus(12, seed=3) + ["nam", "việt nam quốc"]
+    together = mixed.phonetic(texts)
+    assert together == pytest.approx([mixed.phonetic([t])[0] for t in texts], abs=1e-6)
+    assert together[-1] > 1.0  # "việt nam" exactly, plus a partial match of the three-word hot word
 
 
 def test_rescorer_semantic_term_follows_the_context():

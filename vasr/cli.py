@@ -26,8 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("synth", help="render the synthetic Vietnamese corpus with espeak-ng and import it")
-    p.add_argument("--n", type=int, help="number of utterances")
-    p.add_argument("--out", help="output folder (wavs/ and manifest.csv)")
+    p.add_argument("--n", type=int, help="number of utterances (default 3000; 300 with --bias)")
+    p.add_argument("--out", help="output folder (wavs/ and manifest.csv; default data/synth, data/synth-bias)")
+    p.add_argument("--bias", action="store_true",
+                   help="the biasing test set instead: sentences with person and place names, each with its "
+                        "bias list, imported as split version 'bias' (val and test)")
+    p.add_argument("--distractors", type=int, help="--bias: phrases per bias list beside its entities (default 20)")
     p.add_argument("--text", help="UTF-8 text file, one sentence per line (default: system message catalogues)")
     p.add_argument("--seed", type=int)
     p.add_argument("--no-import", action="store_true", help="render only; do not write the database")
@@ -126,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hotwords", dest="hotwords_file", help="file of hot words, one 'phrase[:boost]' per line")
     p.add_argument("--hotword", dest="hotwords", action="append", default=[], metavar="PHRASE[:BOOST]",
                    help="a hot word with its bonus in nats per token (repeatable)")
+    p.add_argument("--lm", help="n-gram LM (lm.bin from vasr lm build): shallow fusion + N-best rescoring")
+    p.add_argument("--lm-weight", type=float, help="fusion weight (default: the model's decode.json, else 0.3)")
+    p.add_argument("--word-bonus", type=float, help="fusion bonus per word (default: decode.json, else 0)")
+    p.add_argument("--embeddings", help="vasr embed build directory: phonetic hot-word expansion + rescoring")
+    p.add_argument("--context", action="append", default=[], help="a phrase the speech is about (repeatable; "
+                                                                  "semantic rescoring, needs --embeddings)")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime threads")
     p.add_argument("--max-chunk", type=float, default=20.0, help="longer audio is cut at pauses (seconds)")
     _add_db(p)
@@ -152,6 +162,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", help="transcripts of this split (default: train); 'all' for every transcript")
     _add_config(p)
     _add_db(p)
+
+    for name, text, split in (("tune", "search decoding weights on a dev split; writes MODEL_DIR/decode.json", "val"),
+                              ("bias-eval", "WER, U-WER and B-WER of five decoders on a biasing test split", "test")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("model_dir", help="a directory written by vasr export")
+        p.add_argument("--split", default=split, choices=("train", "val", "test"))
+        p.add_argument("--split-version", default="bias", help="split version with bias lists (vasr synth --bias)")
+        p.add_argument("--beam", type=int, default=8)
+        p.add_argument("--lm", type=Path, help="lm.bin from vasr lm build")
+        p.add_argument("--embeddings", type=Path, help="directory written by vasr embed build")
+        p.add_argument("--fp32", action="store_true", help="use model.onnx instead of model.int8.onnx")
+        p.add_argument("--threads", type=int, default=1)
+        _add_db(p)
+    p.add_argument("--limit", type=int, default=0, help="first N utterances only")
+    p.add_argument("--out", type=Path, help="also write the table (markdown) here")
 
     p = sub.add_parser("rescore", help="re-rank the n-best lists of vasr transcribe --format jsonl")
     p.add_argument("nbest", help="jsonl written by vasr transcribe --format jsonl --beam N --nbest N")
@@ -185,16 +210,21 @@ def main(argv: list[str] | None = None) -> int:
 
 def _synth(args) -> int:
     from vasr import config as cfg
-    from vasr.data.synth import SynthConfig, synthesize
+    from vasr.data.synth import SynthConfig, bias_config, synthesize, synthesize_bias
     from vasr.db import store
 
-    flags = {"n": args.n, "out_dir": args.out, "text": args.text, "seed": args.seed}
+    flags = {"n": args.n, "out_dir": args.out, "text": args.text, "seed": args.seed, "distractors": args.distractors}
     config = cfg.load(SynthConfig, args.config, args.overrides)
+    if args.bias or config.bias:
+        config = bias_config(config)
     config = dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
     start = time.perf_counter()
     engine = None if args.no_import else store.connect(args.db)
-    jobs, report = synthesize(config, engine)
+    bias_set = synthesize_bias(config, engine) if config.bias else None
+    jobs, report = (bias_set.jobs, bias_set.report) if bias_set else synthesize(config, engine)
     print(f"rendered {len(jobs)} utterances into {config.out_dir} in {time.perf_counter() - start:.1f} s")
+    if bias_set:
+        print(bias_set.format())
     if report is not None:
         print(report.format())
         _print_stats(engine, config.split_version)
@@ -310,7 +340,9 @@ def _transcribe(args) -> int:
     config = TranscribeConfig(model_dir=args.model_dir, audio=tuple(args.audio), manifest=args.manifest,
                               split=args.split, split_version=args.split_version, db=args.db, format=args.format,
                               out_dir=args.out_dir, fp32=args.fp32, beam=args.beam, nbest=args.nbest,
-                              hotwords_file=args.hotwords_file, hotwords=tuple(args.hotwords), threads=args.threads,
+                              hotwords_file=args.hotwords_file, hotwords=tuple(args.hotwords), lm=args.lm,
+                              lm_weight=args.lm_weight, word_bonus=args.word_bonus, embeddings=args.embeddings,
+                              context=tuple(args.context), threads=args.threads,
                               chunk=ChunkOptions(max_chunk_s=args.max_chunk, min_chunk_s=0.4 * args.max_chunk))
     return run(config)
 
@@ -372,6 +404,29 @@ def _rescore(args) -> int:
     return 0
 
 
+def _tune(args) -> int:
+    from vasr.tune import TuneConfig, tune
+
+    print(tune(TuneConfig(args.model_dir, args.db, args.split, args.split_version, args.beam, args.lm,
+                          args.embeddings, args.fp32, args.threads)).format())
+    return 0
+
+
+def _bias_eval(args) -> int:
+    from vasr.biasing import EvalConfig, evaluate, format_table
+
+    rows = evaluate(EvalConfig(Path(args.model_dir), args.db, args.split, args.split_version, args.beam, args.lm,
+                               args.embeddings, args.fp32, args.threads, args.limit))
+    table = format_table(rows)
+    print(table)
+    for row in rows[-1:]:
+        for ref, hyp in row.examples:
+            print(f"  ref: {ref}\n  hyp: {hyp}")
+    if args.out:
+        args.out.write_text(table + "\n", encoding="utf-8")
+    return 0
+
+
 _COMMANDS = {"synth": _synth, "import": _import, "db": _db, "bench": _bench, "demo": _demo, "eval": _eval,
              "runs": _runs, "export": _export, "transcribe": _transcribe, "embed": _embed, "lm": _lm,
-             "rescore": _rescore}
+             "rescore": _rescore, "tune": _tune, "bias-eval": _bias_eval}

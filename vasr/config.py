@@ -120,6 +120,8 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         return value
     if tp is Path and isinstance(value, (str, Path)):
         return Path(value)
+    if tp is dict and isinstance(value, dict):
+        return value
     if tp is Any:
         return value
     raise ValueError(f"{key}: expected {getattr(tp, '__name__', tp)}, got {value!r}")

@@ -11,9 +11,9 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from tqdm import tqdm
 
 from vasr.data.audio import AudioError, probe, sha256_file
@@ -84,8 +84,11 @@ def import_corpus(kind: str, location: str | Path, engine: Engine, options: Impo
 
 
 def ingest(engine: Engine, source: str, location: str, entries: Iterable[Entry], rejects: Iterable[Reject],
-           options: ImportOptions = ImportOptions(), progress: bool = True) -> ImportReport:
-    """Validate ``entries`` and write them in one transaction (see the module docstring)."""
+           options: ImportOptions = ImportOptions(), progress: bool = True,
+           then: Callable[[Connection], object] | None = None) -> ImportReport:
+    """Validate ``entries`` and write them in one transaction (see the module docstring). ``then``
+    runs inside that transaction after the rows are written (rows that belong with the audio, such
+    as bias lists); if it raises, nothing of the import is kept."""
     entries, rejects = list(entries), list(rejects)
     candidates: list[Utterance] = []
     first_of_key: dict[tuple[str, float, float], str] = {}
@@ -110,6 +113,8 @@ def ingest(engine: Engine, source: str, location: str, entries: Iterable[Entry],
                                        options.split_version)
         split_counts = (store.auto_split(conn, options.split_version, options.split_ratios, options.seed)
                         if options.auto_split else {})
+        if then is not None:
+            then(conn)
     return ImportReport(source, location, import_id, len(new), len(candidates) - len(new), tuple(rejects),
                         split_counts)
 

@@ -4,11 +4,14 @@ Speakers are espeak-ng's dialect voices combined with voice variants; each speak
 speaking rate and pitch, jittered per utterance. Rendering is deterministic for a seed, runs one
 espeak-ng process per core, and skips utterances already rendered (file names carry a hash of
 everything that shapes the audio). The result is a folder with ``wavs/`` and ``manifest.csv``,
-imported into the database with a speaker-disjoint split.
+imported into the database with a speaker-disjoint split. The same speakers also render the
+biasing test set (``synthesize_bias``: sentences with Vietnamese names and places, each with its
+bias list).
 """
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import os
 import random
@@ -22,14 +25,19 @@ import soundfile as sf
 from sqlalchemy import Engine
 from tqdm import tqdm
 
-from vasr.data.audio import TARGET_RATE, resample
+from vasr.data.audio import TARGET_RATE, resample, sha256_file
+from vasr.data.entities import PLACES, BiasItem, bias_items
 from vasr.data.importers import ImportOptions, ImportReport, ingest
 from vasr.data.manifests import Entry
 from vasr.data.textsource import catalogue_sentences, file_sentences
+from vasr.db import store
 
 ESPEAK = "espeak-ng"
 DIALECT_OF_VOICE = {"vi": "north", "vi-vn-x-central": "central", "vi-vn-x-south": "south"}
 INSTALL_HINT = "install it with: sudo apt-get install espeak-ng   (Debian/Ubuntu)"
+# the bias set's own defaults (see bias_config): a few hundred utterances, only val and test
+BIAS_DEFAULTS = {"n": 300, "out_dir": "data/synth-bias", "split_version": "bias", "split_ratios": (0.0, 0.5, 0.5)}
+PHRASE_SEPARATOR = " | "  # between phrases in the manifest's entities and bias_list columns
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,8 @@ class SynthConfig:
     workers: int = 0                                # espeak-ng processes; 0 = one per core
     split_ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     split_version: str = "default"
+    bias: bool = False                              # the biasing test set (see synthesize_bias), not the corpus
+    distractors: int = 20                           # bias set: phrases in each bias list beside its entities
 
 
 @dataclass(frozen=True)
@@ -72,8 +82,10 @@ def check_espeak() -> str:
     return path
 
 
-def plan(config: SynthConfig, sentences: list[str]) -> list[Job]:
-    """The deterministic list of utterances for ``config`` (no audio is made)."""
+def plan(config: SynthConfig, sentences: list[str], shuffle: bool = True) -> list[Job]:
+    """The deterministic list of ``config.n`` utterances (no audio is made): each sentence spoken by a
+    speaker drawn with ``config.seed``. ``shuffle``: sentences in a seeded order, repeating after all
+    were used; False: ``sentences[i]`` is utterance i (the bias set, planned already)."""
     if not sentences:
         raise ValueError("no sentences to speak")
     if config.n <= 0:
@@ -82,7 +94,10 @@ def plan(config: SynthConfig, sentences: list[str]) -> list[Job]:
     speakers = [f"{voice}+{variant}" for voice in config.voices for variant in config.variants]
     base = {s: (rng.randint(*config.rate_wpm), rng.randint(*config.pitch)) for s in speakers}
     order = list(range(len(sentences)))
-    rng.shuffle(order)
+    if shuffle:
+        rng.shuffle(order)
+    elif len(sentences) < config.n:
+        raise ValueError(f"{config.n} utterances planned from {len(sentences)} sentences in order")
     wav_dir = Path(config.out_dir) / "wavs"
     jobs = []
     for i in range(config.n):
@@ -117,28 +132,122 @@ def render(job: Job, espeak: str) -> None:
 def synthesize(config: SynthConfig, engine: Engine | None = None,
                progress: bool = True) -> tuple[list[Job], ImportReport | None]:
     """Render the corpus of ``config``, write ``manifest.csv``, and import it when ``engine`` is given."""
+    if config.bias:
+        raise ValueError("a bias-set config goes to synthesize_bias")
     espeak = check_espeak()
     sentences = file_sentences(Path(config.text)) if config.text else catalogue_sentences()
     jobs = plan(config, sentences)
+    _render_all(config, jobs, espeak, progress)
+    manifest = _write_manifest(config, jobs, [""] * len(jobs))
+    if engine is None:
+        return jobs, None
+    options = ImportOptions(auto_split=True, split_version=config.split_version, split_ratios=config.split_ratios,
+                            seed=config.seed, annotation_type="synthetic")
+    return jobs, ingest(engine, "synth", str(manifest.parent.resolve()), _entries(manifest, jobs, [None] * len(jobs)),
+                        [], options, progress=progress)
+
+
+def _render_all(config: SynthConfig, jobs: list[Job], espeak: str, progress: bool) -> None:
     workers = config.workers or os.cpu_count() or 1
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(tqdm(pool.map(lambda job: render(job, espeak), jobs), total=len(jobs), desc="espeak-ng",
                   unit="utt", disable=None if progress else True))
+
+
+def _dialect(speaker: str) -> str | None:
+    return DIALECT_OF_VOICE.get(speaker.split("+")[0])
+
+
+def _write_manifest(config: SynthConfig, jobs: list[Job], splits: list[str],
+                    extra: dict[str, list[str]] | None = None) -> Path:
+    """``out_dir/manifest.csv`` (written atomically): the CSV columns vasr imports, then ``extra``."""
     out = Path(config.out_dir)
+    extra = extra or {}
     manifest = out / "manifest.csv"
     tmp = manifest.with_suffix(".csv.part")
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["file_path", "transcript", "split", "speaker_id", "dialect"])
-        for job in jobs:
-            writer.writerow([job.path.relative_to(out).as_posix(), job.text, "", job.speaker,
-                             DIALECT_OF_VOICE.get(job.speaker.split("+")[0], "")])
+        writer.writerow(["file_path", "transcript", "split", "speaker_id", "dialect", *extra])
+        for i, job in enumerate(jobs):
+            writer.writerow([job.path.relative_to(out).as_posix(), job.text, splits[i], job.speaker,
+                             _dialect(job.speaker) or "", *(column[i] for column in extra.values())])
     os.replace(tmp, manifest)
+    return manifest
+
+
+def _entries(manifest: Path, jobs: list[Job], splits: list[str | None]) -> list[Entry]:
+    return [Entry(f"{manifest.name}:{i + 2}", job.path, job.text, splits[i], job.speaker, job.utt_id,
+                  dialect=_dialect(job.speaker)) for i, job in enumerate(jobs)]
+
+
+# --------------------------------------------------------------------------------------------- bias set
+
+@dataclass(frozen=True)
+class BiasSet:
+    """What ``synthesize_bias`` made."""
+    jobs: list[Job]
+    items: list[BiasItem]            # items[i] is spoken by jobs[i]
+    splits: list[str]                # val | test, per utterance
+    seconds: float                   # audio rendered
+    report: ImportReport | None      # None with no engine
+    phrases_written: int             # bias_phrases rows added (0 on a re-run)
+
+    def format(self) -> str:
+        spoken = [e for item in self.items for e in item.entities]
+        places = set(PLACES)
+        counts = {name: self.splits.count(name) for name in ("val", "test")}
+        return "\n".join([
+            f"bias set: {len(self.jobs)} utterances, {self.seconds / 3600:.3f} h "
+            f"({', '.join(f'{k} {v}' for k, v in counts.items())})",
+            f"entities spoken: {len(spoken)}; distinct person names {len({e for e in spoken if e not in places})}, "
+            f"distinct places {len({e for e in spoken if e in places})} of {len(places)}; "
+            f"bias lists: the entities + {len(self.items[0].bias_list) - len(self.items[0].entities)} distractors"
+            + ("" if self.report is None else f"; {self.phrases_written} bias phrases written")])
+
+
+def bias_config(config: SynthConfig) -> SynthConfig:
+    """``config`` for the bias set: ``bias`` on, and n, out_dir, split_version and split_ratios that
+    still hold the corpus defaults replaced by the bias set's."""
+    corpus = SynthConfig()
+    changes = {name: value for name, value in BIAS_DEFAULTS.items() if getattr(config, name) == getattr(corpus, name)}
+    return dataclasses.replace(config, bias=True, **changes)
+
+
+def synthesize_bias(config: SynthConfig, engine: Engine | None = None, progress: bool = True) -> BiasSet:
+    """Render the biasing test set of ``config`` (``entities.bias_items``), write ``manifest.csv`` with
+    ``entities`` and ``bias_list`` columns (phrases joined by " | "), and import it when ``engine`` is
+    given: split version ``config.split_version``, speaker-disjoint by ``config.split_ratios``, each
+    utterance's bias list in ``bias_phrases``.
+
+    The splits are given per utterance (never ``store.auto_split``, which would pull every other
+    utterance of the database into the version). The bias lists are written in the import's
+    transaction (all or nothing), keyed by the audio's hash; a re-run writes whatever is missing and
+    nothing twice.
+    """
+    espeak = check_espeak()
+    items = bias_items(config.n, config.seed, config.distractors)
+    jobs = plan(config, [item.text for item in items], shuffle=False)
+    _render_all(config, jobs, espeak, progress)
+    seconds = [sf.info(str(job.path)).duration for job in jobs]
+    by_speaker: dict[str, list[float]] = {}
+    for job, duration in zip(jobs, seconds):
+        by_speaker.setdefault(job.speaker, []).append(duration)
+    split_of = store.assign_speakers(by_speaker, config.split_ratios, config.seed)
+    splits = [split_of[job.speaker] for job in jobs]
+    manifest = _write_manifest(config, jobs, splits, {
+        "entities": [PHRASE_SEPARATOR.join(item.entities) for item in items],
+        "bias_list": [PHRASE_SEPARATOR.join(item.bias_list) for item in items]})
     if engine is None:
-        return jobs, None
-    entries = [Entry(f"{manifest.name}:{i + 2}", job.path, job.text, None, job.speaker, job.utt_id,
-                     dialect=DIALECT_OF_VOICE.get(job.speaker.split("+")[0]))
-               for i, job in enumerate(jobs)]
-    options = ImportOptions(auto_split=True, split_version=config.split_version, split_ratios=config.split_ratios,
-                            seed=config.seed, annotation_type="synthetic")
-    return jobs, ingest(engine, "synth", str(out.resolve()), entries, [], options, progress=progress)
+        return BiasSet(jobs, items, splits, sum(seconds), None, 0)
+    options = ImportOptions(split_version=config.split_version, seed=config.seed, annotation_type="synthetic")
+    hashes = [sha256_file(job.path) for job in jobs]
+    written = []
+
+    def attach_bias_lists(conn) -> None:
+        ids = store.whole_file_ids(conn, hashes)
+        written.append(store.write_bias_lists(conn, {
+            ids[h]: [(phrase, phrase in item.entities) for phrase in item.bias_list] for h, item in zip(hashes, items)}))
+
+    report = ingest(engine, "synth", str(manifest.parent.resolve()), _entries(manifest, jobs, splits), [], options,
+                    progress=progress, then=attach_bias_lists)
+    return BiasSet(jobs, items, splits, sum(seconds), report, written[0])

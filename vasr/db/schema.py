@@ -191,3 +191,14 @@ embeddings = Table(
     _created_at(),
     Index("ix_embeddings_kind", "kind"),
 )
+
+bias_phrases = Table(
+    "bias_phrases", metadata,
+    Column("id", Integer, primary_key=True),
+    # the contextual-biasing list of an utterance (vasr synth --bias): its spoken names plus distractors
+    Column("audio_id", Integer, ForeignKey("audio_files.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("phrase", Text, nullable=False),                # normalised words, e.g. "nguyễn văn an"
+    Column("is_entity", Boolean, nullable=False),          # true: spoken in the utterance; false: distractor
+    Column("position", Integer, nullable=False),           # order in the list, from 0
+    UniqueConstraint("audio_id", "phrase"),
+)

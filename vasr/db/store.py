@@ -10,7 +10,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from alembic import command
 from alembic.config import Config
@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, func, insert, s
 from sqlalchemy.engine import make_url
 
 from vasr.data.manifests import Reject
-from vasr.db.schema import SPLITS, audio_files, data_splits, import_rejects, imports, transcripts
+from vasr.db.schema import SPLITS, audio_files, bias_phrases, data_splits, import_rejects, imports, transcripts
 
 DEFAULT_DB = Path("data") / "vasr.db"
 ENV_VAR = "VASR_DB"
@@ -147,13 +147,11 @@ def write_import(conn: Connection, source: str, location: str, utterances: Seque
 def auto_split(conn: Connection, version: str, ratios: tuple[float, float, float], seed: int) -> dict[str, int]:
     """Give every utterance without a split in ``version`` one, keeping speakers disjoint.
 
-    Speakers that already have utterances in a split of ``version`` stay there. The remaining
-    speakers (an utterance without a speaker counts as its own speaker) are shuffled with ``seed``
-    and each goes to the split furthest below its target share of audio duration. Returns the
-    number of utterances assigned per split.
+    Speakers that already have utterances in a split of ``version`` stay there; the others are
+    placed by ``assign_speakers`` (an utterance without a speaker counts as its own speaker).
+    Returns the number of utterances assigned per split.
     """
-    if len(ratios) != 3 or min(ratios) < 0 or sum(ratios) <= 0:
-        raise ValueError(f"split ratios must be three non-negative numbers (train, val, test), got {ratios}")
+    check_ratios(ratios)
     rows = conn.execute(
         select(audio_files.c.id, audio_files.c.speaker, audio_files.c.duration_s, data_splits.c.split)
         .outerjoin(data_splits, (data_splits.c.audio_id == audio_files.c.id) & (data_splits.c.version == version))
@@ -168,24 +166,95 @@ def auto_split(conn: Connection, version: str, ratios: tuple[float, float, float
             duration[row.split] += row.duration_s
         else:
             pending[speaker].append((row.id, row.duration_s))
-    total = sum(duration.values()) + sum(d for utts in pending.values() for _, d in utts)
-    shares = [r / sum(ratios) for r in ratios]
-    speakers = sorted(pending)
-    random.Random(seed).shuffle(speakers)
+    placed = assign_speakers({s: [d for _, d in utts] for s, utts in pending.items()}, ratios, seed,
+                             split_of_speaker, duration)
     assigned = dict.fromkeys(SPLITS, 0)
     values = []
+    for speaker, split in placed.items():
+        for audio_id, _ in pending[speaker]:
+            values.append({"audio_id": audio_id, "split": split, "version": version})
+            assigned[split] += 1
+    if values:
+        conn.execute(insert(data_splits), values)
+    return assigned
+
+
+def check_ratios(ratios: Sequence[float]) -> None:
+    if len(ratios) != 3 or min(ratios) < 0 or sum(ratios) <= 0:
+        raise ValueError(f"split ratios must be three non-negative numbers (train, val, test), got {ratios}")
+
+
+def assign_speakers(seconds: Mapping[str, Sequence[float]], ratios: tuple[float, float, float], seed: int,
+                    split_of_speaker: Mapping[str, str] | None = None,
+                    duration: Mapping[str, float] | None = None) -> dict[str, str]:
+    """A split for each speaker of ``seconds`` (speaker -> durations of its utterances, s).
+
+    Speakers in ``split_of_speaker`` keep their split. The others are shuffled with ``seed`` and each
+    goes to the split furthest below its share (``ratios``, train/val/test) of all the audio:
+    ``duration`` (split -> seconds already there) plus ``seconds``. Splits with a zero share get
+    nobody. Returns speaker -> split in the order the speakers were placed.
+    """
+    check_ratios(ratios)
+    split_of_speaker = split_of_speaker or {}
+    duration = {name: (duration or {}).get(name, 0.0) for name in SPLITS}
+    total = sum(duration.values()) + sum(d for utts in seconds.values() for d in utts)
+    shares = [r / sum(ratios) for r in ratios]
+    speakers = sorted(seconds)
+    random.Random(seed).shuffle(speakers)
+    placed = {}
     for speaker in speakers:
         split = split_of_speaker.get(speaker)
         if split is None:
             deficits = [share * total - duration[name] for name, share in zip(SPLITS, shares)]
             split = SPLITS[max(range(3), key=lambda i: (deficits[i] if shares[i] > 0 else float("-inf"), -i))]
-        for audio_id, seconds in pending[speaker]:
-            values.append({"audio_id": audio_id, "split": split, "version": version})
-            duration[split] += seconds
-            assigned[split] += 1
+        placed[speaker] = split
+        for d in seconds[speaker]:
+            duration[split] += d
+    return placed
+
+
+# ----------------------------------------------------------------------------------------- bias lists
+
+def whole_file_ids(conn: Connection, hashes: Iterable[str]) -> dict[str, int]:
+    """sha256 -> audio id of the rows among ``hashes`` that start at 0 s (whole files, as synth
+    writes them; the lowest id where a file has several such rows)."""
+    hashes = sorted(set(hashes))
+    found: dict[str, int] = {}
+    for i in range(0, len(hashes), _IN_CHUNK):
+        rows = conn.execute(select(audio_files.c.sha256, audio_files.c.id)
+                            .where(audio_files.c.sha256.in_(hashes[i:i + _IN_CHUNK]), audio_files.c.start_s == 0)
+                            .order_by(audio_files.c.id.desc()))
+        found.update((r.sha256, r.id) for r in rows)
+    return found
+
+
+def write_bias_lists(conn: Connection, rows: Mapping[int, Sequence[tuple[str, bool]]]) -> int:
+    """Store each audio id's bias list (phrase, is_entity) in list order, inside the caller's
+    transaction. Phrases already stored for that audio id are skipped; returns the rows written."""
+    ids = sorted(rows)
+    stored: set[tuple[int, str]] = set()
+    for i in range(0, len(ids), _IN_CHUNK):
+        stored.update(tuple(r) for r in conn.execute(select(bias_phrases.c.audio_id, bias_phrases.c.phrase)
+                                                     .where(bias_phrases.c.audio_id.in_(ids[i:i + _IN_CHUNK]))))
+    values = [{"audio_id": audio_id, "phrase": phrase, "is_entity": is_entity, "position": position}
+              for audio_id in ids for position, (phrase, is_entity) in enumerate(rows[audio_id])
+              if (audio_id, phrase) not in stored]
     if values:
-        conn.execute(insert(data_splits), values)
-    return assigned
+        conn.execute(insert(bias_phrases), values)
+    return len(values)
+
+
+def bias_lists(conn: Connection, split: str, version: str = "bias") -> dict[int, list[tuple[str, bool]]]:
+    """audio id -> [(phrase, is_entity)] in list order, for the utterances of ``split`` in ``version``."""
+    rows = conn.execute(
+        select(bias_phrases.c.audio_id, bias_phrases.c.phrase, bias_phrases.c.is_entity)
+        .join(data_splits, data_splits.c.audio_id == bias_phrases.c.audio_id)
+        .where(data_splits.c.split == split, data_splits.c.version == version)
+        .order_by(bias_phrases.c.audio_id, bias_phrases.c.position))
+    lists: dict[int, list[tuple[str, bool]]] = defaultdict(list)
+    for audio_id, phrase, is_entity in rows:
+        lists[audio_id].append((phrase, bool(is_entity)))
+    return dict(lists)
 
 
 # ------------------------------------------------------------------------------------------------ stats

@@ -11,6 +11,11 @@
   like it, scores higher;
 * words: the word count (a word-insertion bonus, as in shallow fusion).
 
+``SecondPass`` is the same scoring inside the recogniser: the first pass's alternatives of a chunk,
+plus the phonetic hot-word substitutions the ``HotwordExpander`` proposes for them, each scored
+against the chunk's CTC output (``ctc_log_likelihood``: the exact acoustic score of the substituted
+token sequence), ranked by the combined score.
+
 ``rescore_file`` reads the runtime's ``--format jsonl`` output (one transcript per line, each
 segment with its ``nbest`` list) and writes it back with every segment's alternatives re-ranked.
 """
@@ -24,10 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
+from vasr.embeddings.expand import HotwordExpander, Proposal
 from vasr.embeddings.vectors import Embeddings
+from vasr.kernels.ctc_py import WORD_SPACE, tokens_to_text
 from vasr.text.normalize import normalize
 
-__all__ = ["RescoreWeights", "RescoreConfig", "Scored", "Rescorer", "rescore_file", "run"]
+__all__ = ["RescoreWeights", "RescoreConfig", "Scored", "Rescorer", "Candidate", "word_spans", "SecondPass",
+           "rescore_file", "run"]
 
 
 @dataclass(frozen=True)
@@ -75,8 +83,13 @@ class Rescorer:
         context: sentences or phrases (normalised) that the speech is about; hotwords: phrases."""
         self.weights, self.lm, self.word2vec, self.phon2vec = weights, lm, word2vec, phon2vec
         self._context = self._mean_word2vec(" ".join(context).split()) if word2vec is not None else None
-        self._hotwords = [(len(h.split()), phon2vec.word_vector(h)) for h in hotwords if h.split()] \
-            if phon2vec is not None else []
+        # hot words grouped by word count: one (n, dim) matrix per length, scored against all spans at once
+        by_length: dict[int, list[np.ndarray]] = {}
+        if phon2vec is not None:
+            for h in dict.fromkeys(" ".join(h.split()) for h in hotwords):
+                if h:
+                    by_length.setdefault(len(h.split()), []).append(phon2vec.word_vector(h))
+        self._hotwords = {length: np.stack(rows) for length, rows in sorted(by_length.items())}
 
     def _mean_word2vec(self, words: list[str]) -> np.ndarray | None:
         known = [w for w in words if w in self.word2vec]
@@ -89,35 +102,137 @@ class Rescorer:
         vector = self._mean_word2vec(text.split())
         return 0.0 if vector is None else float(vector @ self._context)
 
-    def phonetic(self, text: str) -> float:
-        """Sum over hot words of the best cosine to a same-length span of the hypothesis."""
-        words = text.split()
-        if not self._hotwords or not words:
-            return 0.0
-        rows = self.phon2vec.unit_rows(words)
-        # span means from prefix sums: every span of every length in one pass per hot word
-        prefix = np.concatenate([np.zeros((1, rows.shape[1]), np.float32), np.cumsum(rows, axis=0)])
-        total = 0.0
-        for length, hot in self._hotwords:
-            if length <= len(words):
-                spans = prefix[length:] - prefix[:-length]
-                norms = np.linalg.norm(spans, axis=1)
-                total += float(((spans @ hot) / np.where(norms > 0, norms, 1.0)).max())
-        return total
+    def phonetic(self, texts: Sequence[str]) -> np.ndarray:
+        """Per text: the sum over hot words of the best cosine between the hot word and a span of as
+        many of the text's words (0 where no span is long enough), float64 (len(texts),).
 
-    def score(self, text: str, acoustic: float) -> Scored:
+        All texts are scored together: the alternatives of one utterance share most of their words,
+        so each distinct word is looked up once and the spans of every text come from one prefix sum."""
+        out = np.zeros(len(texts))
+        words = [t.split() for t in texts]
+        vocabulary = list(dict.fromkeys(w for ws in words for w in ws))
+        if not self._hotwords or not vocabulary:
+            return out
+        position = {w: i for i, w in enumerate(vocabulary)}
+        unit = self.phon2vec.unit_rows(vocabulary)
+        rows = unit[[position[w] for ws in words for w in ws]]
+        prefix = np.concatenate([np.zeros((1, rows.shape[1])), np.cumsum(rows, axis=0, dtype=np.float64)])
+        ends = np.cumsum([len(ws) for ws in words])
+        for length, hot in self._hotwords.items():
+            # spans of `length` words that stay inside one text, and the text each belongs to
+            owners = [k for k, ws in enumerate(words) if len(ws) >= length]
+            if not owners:
+                continue
+            starts = np.concatenate([np.arange(ends[k] - len(words[k]), ends[k] - length + 1) for k in owners])
+            spans = prefix[starts + length] - prefix[starts]
+            norms = np.linalg.norm(spans, axis=1, keepdims=True)
+            cosines = (spans / np.where(norms > 0, norms, 1.0)) @ hot.T
+            first = np.cumsum([0] + [len(words[k]) - length + 1 for k in owners[:-1]])
+            out[owners] += np.maximum.reduceat(cosines, first, axis=0).sum(axis=1)
+        return out
+
+    def score(self, alternatives: Sequence[tuple[str, float]]) -> list[Scored]:
+        """(text, acoustic nats) alternatives with their terms and combined score, in input order."""
         w = self.weights
-        lm = self.lm.sentence_score(text) if self.lm is not None else 0.0
-        semantic, phonetic, words = self.semantic(text), self.phonetic(text), len(text.split())
-        total = (w.acoustic * acoustic + w.lm * lm + w.semantic * semantic + w.phonetic * phonetic
-                 + w.word_bonus * words)
-        return Scored(text, acoustic, lm, semantic, phonetic, words, total)
+        texts = [text for text, _ in alternatives]
+        phonetic = self.phonetic(texts)
+        scored = []
+        for (text, acoustic), phon in zip(alternatives, phonetic.tolist()):
+            lm = self.lm.sentence_score(text) if self.lm is not None else 0.0
+            semantic, words = self.semantic(text), len(text.split())
+            total = (w.acoustic * acoustic + w.lm * lm + w.semantic * semantic + w.phonetic * phon
+                     + w.word_bonus * words)
+            scored.append(Scored(text, acoustic, lm, semantic, phon, words, total))
+        return scored
 
     def rescore(self, alternatives: Sequence[tuple[str, float]]) -> list[Scored]:
         """(text, acoustic nats) alternatives, best combined score first (ties: input order)."""
-        scored = [self.score(text, acoustic) for text, acoustic in alternatives]
+        scored = self.score(alternatives)
         order = sorted(range(len(scored)), key=lambda i: (-scored[i].score, i))
         return [scored[i] for i in order]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An alternative of the second pass with its scores."""
+
+    tokens: tuple[int, ...]  # token ids (no blanks)
+    scored: Scored  # text, terms and combined score
+    source: int  # index of the first-pass alternative it is, or was made from
+    substituted: tuple[Proposal, ...]  # the hot-word substitutions applied (empty: a first-pass alternative)
+
+    @property
+    def text(self) -> str:
+        return self.scored.text
+
+
+def word_spans(tokens: Sequence[int], symbols: Sequence[str]) -> list[tuple[str, int, int]]:
+    """The words of a token sequence as (word, first token, one past the last token): a token whose
+    symbol starts with ``▁`` begins a word; tokens that spell no letter (a lone ``▁``) belong to the
+    next word's range only when they begin it."""
+    words: list[list] = []
+    for i, token in enumerate(tokens):
+        symbol = symbols[token]
+        if symbol.startswith(WORD_SPACE) or not words:
+            words.append(["", i, i + 1])
+        words[-1][0] += symbol.replace(WORD_SPACE, "")
+        words[-1][2] = i + 1
+    return [(w, a, b) for w, a, b in words if w]
+
+
+class SecondPass:
+    """Re-ranks a chunk's first-pass alternatives together with their phonetic hot-word
+    substitutions. Not thread-safe (the LM and embeddings caches are shared)."""
+
+    def __init__(self, rescorer: Rescorer, symbols: Sequence[str], encode, expander: HotwordExpander | None = None,
+                 expand_top: int = 4):
+        """encode: normalised text -> token ids (the model's tokenizer); expander: proposes
+        substitutions (None: only the first-pass alternatives are re-ranked); expand_top: how many of
+        the best first-pass alternatives are expanded."""
+        self.rescorer, self.symbols, self.encode, self.expander = rescorer, list(symbols), encode, expander
+        self.expand_top = expand_top
+
+    def _substitute(self, tokens: tuple[int, ...], spans: list[tuple[str, int, int]],
+                    proposals: Sequence[Proposal]) -> tuple[int, ...]:
+        out = list(tokens)
+        for p in sorted(proposals, key=lambda p: -p.start):  # right to left: earlier indices stay valid
+            first, last = spans[p.start][1], spans[p.end - 1][2]
+            replacement = self.encode(p.hotword)
+            if self.symbols[out[first]] == WORD_SPACE and self.symbols[replacement[0]] != WORD_SPACE:
+                replacement = [out[first], *replacement]  # keep the word boundary before the span
+            out[first:last] = replacement
+        return tuple(out)
+
+    def rank(self, log_probs: np.ndarray, alternatives: Sequence[tuple[Sequence[int], float]]) -> list[Candidate]:
+        """Candidates best first (ties: first-pass order). alternatives: the first pass's (token ids,
+        acoustic nats), best first; log_probs: float32 (T, V) of the chunk."""
+        from vasr.kernels import ctc_log_likelihood
+
+        candidates: list[tuple[tuple[int, ...], float, int, tuple[Proposal, ...]]] = []
+        seen: set[tuple[int, ...]] = set()
+        for i, (tokens, acoustic) in enumerate(alternatives):
+            tokens = tuple(tokens)
+            if tokens not in seen:
+                seen.add(tokens)
+                candidates.append((tokens, acoustic, i, ()))
+        if self.expander is not None:
+            top = [tuple(tokens) for tokens, _ in alternatives[:self.expand_top]]
+            spans_of = [word_spans(tokens, self.symbols) for tokens in top]
+            sets_of = self.expander.substitutions([[w for w, _, _ in spans] for spans in spans_of])
+            for i, (tokens, spans, sets) in enumerate(zip(top, spans_of, sets_of)):
+                for proposals in sets:
+                    try:
+                        new = self._substitute(tokens, spans, proposals)
+                    except ValueError:  # a hot word the tokenizer cannot spell
+                        continue
+                    if new not in seen:
+                        seen.add(new)
+                        candidates.append((new, ctc_log_likelihood(log_probs, new), i, tuple(proposals)))
+        terms = self.rescorer.score([(tokens_to_text(tokens, self.symbols).strip(), acoustic)
+                                     for tokens, acoustic, _, _ in candidates])
+        scored = [Candidate(tokens, t, source, subs) for (tokens, _, source, subs), t in zip(candidates, terms)]
+        order = sorted(range(len(scored)), key=lambda k: (-scored[k].scored.score, k))
+        return [scored[k] for k in order]
 
 
 def rescore_file(path: str | os.PathLike, rescorer: Rescorer) -> list[dict]:

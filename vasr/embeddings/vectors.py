@@ -31,6 +31,7 @@ KINDS = ("word2vec", "phon2vec")
 TOKENS_SUFFIX = ".tokens.kv"
 DEFAULT_HNSW_THRESHOLD = 50_000  # words; exact search over fewer costs < 5 ms per query at dim 100
 DEFAULT_HNSW_M = 32  # graph neighbours per node (faiss's usual 16..64)
+COMPOSED_CACHE = 100_000  # phon2vec words composed on the fly that are remembered (~77 MB at dim 192)
 HNSW_EF_SEARCH = 128  # candidates explored per HNSW query: recall ~0.99 at these sizes
 # Phon2Vec slots (onset, rhyme, tone) and their weights: a wrong tone on the right segments is the
 # commonest confusion of a Vietnamese recogniser, so tone counts least and the rhyme most
@@ -117,6 +118,7 @@ class Embeddings:
             raise ValueError(f"{kind}: no words to index")
         self.kind, self.vectors, self.tokens = kind, vectors, tokens
         self._centred = _centred_tokens(tokens) if tokens is not None else None
+        self._composed: dict[str, np.ndarray] = {}  # phon2vec: vectors of words outside the vocabulary
         self.index = index if index is not None else _build_index(vectors.vectors, options or IndexOptions())
         if self.index.ntotal != len(vectors):
             raise ValueError(f"{kind}: index holds {self.index.ntotal} vectors for {len(vectors)} words")
@@ -140,10 +142,14 @@ class Embeddings:
         vocabulary (KeyError naming the others); phon2vec: any word, composed from its phonetic
         tokens when it was not in the corpus."""
         if self.kind == "phon2vec":
-            # corpus words were composed at build time; only the others are composed now
-            unseen = [w for w in words if w not in self]
-            composed = dict(zip(unseen, compose(self.tokens, unseen, self._centred))) if unseen else {}
-            rows = np.stack([composed[w] if w in composed else self.vectors[w] for w in words])
+            # corpus words were composed at build time; others are composed once and remembered (a
+            # recogniser's misspellings recur across the alternatives of one utterance)
+            unseen = list(dict.fromkeys(w for w in words if w not in self and w not in self._composed))
+            if unseen:
+                if len(self._composed) + len(unseen) > COMPOSED_CACHE:
+                    self._composed.clear()
+                self._composed.update(zip(unseen, compose(self.tokens, unseen, self._centred)))
+            rows = np.stack([self.vectors[w] if w in self else self._composed[w] for w in words])
         else:
             missing = [w for w in words if w not in self]
             if missing:

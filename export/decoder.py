@@ -1,0 +1,220 @@
+"""From a chunk's CTC output to text: greedy or prefix beam search with hot words (context graph)
+and n-gram LM shallow fusion, then the optional second pass: N-best rescoring with phonetic hot-word
+expansion (``vasr.embeddings.rescore.SecondPass``).
+
+Torch-free. The LM needs the ``kenlm`` module, the second pass's embeddings gensim and faiss (the
+``embed`` extra); each is imported only when asked for.
+
+Tuned settings: ``vasr tune`` writes ``decode.json`` into the model directory (hot-word boost, LM
+fusion weight and word bonus, rescoring weights, expansion threshold). An option left unset (None)
+takes its value from there, else the built-in default.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from vasr.config import from_dict, to_dict
+from vasr.embeddings.expand import ExpandOptions
+from vasr.embeddings.rescore import RescoreWeights
+from vasr.kernels import ContextGraph, Hypothesis, ctc_forced_align, ctc_greedy_search, ctc_prefix_beam_search
+from vasr.kernels.ctc_py import DEFAULT_BOOST
+
+TUNED_FILE = "decode.json"
+HOTWORD_BEAM = 4  # prefixes kept when hot words or an LM are given without --beam
+DEFAULT_LM_WEIGHT = 0.3  # shallow-fusion nats of LM per nat of acoustic score, untuned
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How to decode; None means "the tuned value (decode.json), else the default"."""
+
+    beam: int = 1  # 1 = greedy search; N > 1 = prefix beam search (hot words or an LM need N > 1)
+    nbest: int = 1  # alternatives reported per chunk
+    hotwords: tuple[tuple[str, float | None], ...] = ()  # (phrase, bonus in nats per matched token)
+    lm: str | None = None  # n-gram LM (lm.bin / lm.arpa): shallow fusion, and a rescoring term
+    lm_weight: float | None = None  # shallow-fusion weight of the LM
+    word_bonus: float | None = None  # shallow-fusion bonus per word
+    embeddings: str | None = None  # `vasr embed build` directory: phonetic expansion + rescoring
+    context: tuple[str, ...] = ()  # phrases the speech is about (semantic rescoring term)
+    rescore: RescoreWeights | None = None  # second-pass weights
+    expand_threshold: float | None = None  # least Phon2Vec cosine for a hot-word substitution
+
+
+@dataclass(frozen=True)
+class Tuned:
+    """The settings ``vasr tune`` found on a dev split (the defaults until it has run)."""
+
+    boost: float = DEFAULT_BOOST  # hot-word bonus, nats per matched token
+    lm_weight: float = DEFAULT_LM_WEIGHT
+    word_bonus: float = 0.0
+    rescore: RescoreWeights = RescoreWeights()
+    expand_threshold: float = ExpandOptions().threshold
+    report: dict = field(default_factory=dict)  # what the tuning measured (split, WER before/after, grid)
+
+
+def read_tuned(model_dir: str | os.PathLike) -> Tuned:
+    """The model directory's tuned settings (defaults when it has no decode.json); ValueError naming
+    the file and field when it is malformed."""
+    path = Path(model_dir) / TUNED_FILE
+    if not path.is_file():
+        return Tuned()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    try:
+        return from_dict(Tuned, data)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def write_tuned(model_dir: str | os.PathLike, tuned: Tuned) -> Path:
+    """Write decode.json atomically; returns its path."""
+    path = Path(model_dir) / TUNED_FILE
+    tmp = path.with_suffix(".json.part")
+    tmp.write_text(json.dumps(to_dict(tuned), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+@dataclass(frozen=True)
+class Alternative:
+    text: str
+    tokens: tuple[int, ...]
+    score: float  # nats: the first pass's acoustic + context + LM, or the second pass's combined score
+    acoustic: float  # nats: log P(tokens | audio) under CTC
+
+
+@dataclass(frozen=True)
+class Decoded:
+    best: Hypothesis  # tokens, frames (first frame of each token) and text of the winner
+    alternatives: tuple[Alternative, ...]  # best first
+    substituted: tuple[str, ...] = ()  # hot words the second pass put into the best hypothesis
+    second_pass_s: float = 0.0  # seconds spent in the second pass (expansion, scoring, ranking)
+
+
+class Decoder:
+    """Decodes CTC log-probs of one model; not thread-safe (one per thread)."""
+
+    def __init__(self, model_dir: str | os.PathLike, symbols: Sequence[str], options: DecodeOptions = DecodeOptions()):
+        self.model_dir, self.symbols = Path(model_dir), list(symbols)
+        tuned = read_tuned(model_dir)
+        self.tuned = tuned
+        self.options = replace(
+            options, lm_weight=tuned.lm_weight if options.lm_weight is None else options.lm_weight,
+            word_bonus=tuned.word_bonus if options.word_bonus is None else options.word_bonus,
+            rescore=tuned.rescore if options.rescore is None else options.rescore,
+            expand_threshold=tuned.expand_threshold if options.expand_threshold is None else options.expand_threshold)
+        self.beam = options.beam
+        if options.beam <= 1 and (options.hotwords or options.lm):
+            what = "hot words need" if options.hotwords else "an LM needs"
+            warnings.warn(f"{what} beam search; greedy search cannot use them: decoding with --beam {HOTWORD_BEAM}",
+                          stacklevel=2)
+            self.beam = HOTWORD_BEAM
+        self._tokenizer = None
+        self.lm = self.word2vec = self.phon2vec = None
+        if options.lm:
+            from vasr.lm import KenLMWordLM
+
+            self.lm = KenLMWordLM(options.lm, self.symbols)
+        if options.embeddings:
+            from vasr.embeddings.vectors import Embeddings
+
+            self.phon2vec = Embeddings.load(options.embeddings, "phon2vec")
+            if options.context:
+                self.word2vec = Embeddings.load(options.embeddings, "word2vec")
+        self.context, self.second_pass = self.prepare(options.hotwords)
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from vasr.text.tokens import Tokenizer
+
+            self._tokenizer = Tokenizer.load(self.model_dir)
+        return self._tokenizer
+
+    def prepare(self, hotwords: Sequence[tuple[str, float | None]]):
+        """(context graph, second pass) for ``hotwords``; a warning names each hot word that cannot
+        be used, and says so when none can."""
+        from vasr.text.normalize import normalize
+
+        phrases, ids, boosts = [], [], []
+        if hotwords:
+            try:
+                tokenizer = self.tokenizer
+            except (OSError, ValueError, ImportError) as exc:
+                warnings.warn(f"{self.model_dir}: cannot load the tokenizer to spell hot words ({exc}); "
+                              f"hot words ignored", stacklevel=2)
+                hotwords = ()
+            for phrase, boost in hotwords:
+                text = normalize(phrase)
+                try:
+                    spelt = tokenizer.encode(text)
+                except ValueError as exc:
+                    warnings.warn(f"hot word {phrase!r} ignored: {exc}", stacklevel=2)
+                    continue
+                if not spelt:
+                    warnings.warn(f"hot word {phrase!r} ignored: nothing left after normalisation", stacklevel=2)
+                    continue
+                phrases.append(text)
+                ids.append(spelt)
+                boosts.append(self.tuned.boost if boost is None else boost)
+            if not phrases:
+                warnings.warn("no hot word could be used", stacklevel=2)
+        graph = ContextGraph(ids, boosts, vocab_size=len(self.symbols)) if ids else None
+        return graph, self._second_pass(phrases)
+
+    def _second_pass(self, hotwords: list[str]):
+        if self.lm is None and self.phon2vec is None:
+            return None
+        from vasr.embeddings.expand import ExpandOptions, HotwordExpander
+        from vasr.embeddings.rescore import Rescorer, SecondPass
+        from vasr.text.normalize import normalize
+
+        o = self.options
+        rescorer = Rescorer(o.rescore, self.lm, self.word2vec, self.phon2vec, [normalize(c) for c in o.context],
+                            hotwords)
+        expander = None
+        if self.phon2vec is not None and hotwords:
+            expander = HotwordExpander(self.phon2vec, hotwords, ExpandOptions(threshold=o.expand_threshold))
+        return SecondPass(rescorer, self.symbols, self.tokenizer.encode, expander)
+
+    def search(self, log_probs: np.ndarray, context: ContextGraph | None, nbest: int) -> list[Hypothesis]:
+        """The first pass: greedy (beam 1) or prefix beam search with ``context`` and the LM."""
+        if self.beam <= 1:
+            return [ctc_greedy_search(log_probs, symbols=self.symbols)]
+        lm = {}
+        if self.lm is not None:
+            lm = dict(lm=self.lm, lm_weight=self.options.lm_weight, word_bonus=self.options.word_bonus,
+                      word_boundary=self.tokenizer.word_boundary_ids)
+        return ctc_prefix_beam_search(log_probs, beam=self.beam, nbest=min(max(1, nbest), self.beam),
+                                      context=context, symbols=self.symbols, **lm)
+
+    def decode(self, log_probs: np.ndarray, hotwords: Sequence[tuple[str, float | None]] | None = None) -> Decoded:
+        """Decode float32 (T, V) log-probs; ``hotwords`` replaces the options' hot words for this call
+        (e.g. an utterance's own bias list)."""
+        context, second = (self.context, self.second_pass) if hotwords is None else self.prepare(hotwords)
+        nbest = self.options.nbest
+        if second is None:
+            hyps = self.search(log_probs, context, nbest)
+            return Decoded(hyps[0], tuple(Alternative(h.text, h.tokens, h.score, h.acoustic) for h in hyps))
+        hyps = self.search(log_probs, context, self.beam)
+        start = time.perf_counter()
+        ranked = second.rank(log_probs, [(h.tokens, h.acoustic) for h in hyps])
+        top = ranked[0]
+        if top.substituted:
+            frames = tuple(int(f) for f in ctc_forced_align(log_probs, top.tokens))
+            best = Hypothesis(top.tokens, frames, top.scored.score, top.scored.acoustic, 0.0, top.scored.lm, top.text)
+        else:
+            best = replace(hyps[top.source], score=top.scored.score)
+        alternatives = tuple(Alternative(c.text, c.tokens, c.scored.score, c.scored.acoustic)
+                             for c in ranked[:max(1, nbest)])
+        return Decoded(best, alternatives, tuple(p.hotword for p in top.substituted), time.perf_counter() - start)
