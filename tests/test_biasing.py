@@ -101,8 +101,9 @@ def test_hot_words_that_cannot_work_say_so(model_dir):
     assert decoder.beam == 4
     with pytest.warns(UserWarning, match="'москва' ignored"):
         Decoder(model_dir / "model", symbols, DecodeOptions(beam=4, hotwords=(("москва", 1.0), (NAME, 1.0))))
-    with pytest.warns(UserWarning, match="no hot word could be used"):
+    with pytest.warns(UserWarning) as caught:
         Decoder(model_dir / "model", symbols, DecodeOptions(beam=4, hotwords=(("москва", 1.0),)))
+    assert [str(w.message)[:25] for w in caught] == ["hot word 'москва' ignored", "no hot word could be used"]
 
 
 def test_phonetic_expansion_substitutes_a_sound_alike_hot_word(model_dir):
@@ -166,3 +167,83 @@ def test_tuned_weights_load_from_the_model_directory(model_dir, tmp_path):
     (directory / TUNED_FILE).write_text("{", encoding="utf-8")
     with pytest.raises(ValueError, match=r"decode\.json: not valid JSON"):
         read_tuned(directory)
+
+
+def test_expander_proposes_sound_alike_spans_in_one_search(model_dir):
+    from vasr.embeddings.expand import ExpandOptions, HotwordExpander
+    from vasr.embeddings.vectors import Embeddings
+
+    phon2vec = Embeddings.load(model_dir / "emb", "phon2vec")
+    expander = HotwordExpander(phon2vec, [NAME, "cần thơ", NAME, " "], ExpandOptions(threshold=0.6))
+    assert expander.hotwords == [NAME, "cần thơ"]  # duplicates and empty phrases dropped
+    heard, exact, unrelated = "tôi đến hai phong".split(), f"tôi đến {NAME}".split(), "nam định".split()
+    found = expander.proposals([heard, exact, unrelated, []])
+    assert [(p.start, p.end, p.hotword) for p in found[0]][0] == (2, 4, NAME)
+    assert all(p.cosine >= 0.6 for p in found[0]) and found[0] == sorted(found[0], key=lambda p: -p.cosine)
+    # a span that already reads as the hot word is not proposed again; nothing matches in the others
+    assert all((p.start, p.end) != (2, 4) for p in found[1]) and found[2] == [] and found[3] == []
+    # searched together or one by one: the same proposals
+    assert [expander.proposals([h])[0] for h in (heard, exact, unrelated)] == found[:3]
+    sets = expander.substitutions([heard])[0]
+    assert sets[0] == [found[0][0]] and all(len(s) == 1 for s in sets[:-1] or sets)
+
+
+@pytest.fixture(scope="module")
+def biased_model(tmp_path_factory):
+    """The session's exported fixture model (copied: tuning writes into it), a database with a small
+    rendered bias set, an LM and embeddings built from that database."""
+    import shutil
+
+    from test_export import exported
+
+    from vasr.data.synth import SynthConfig, bias_config, synthesize_bias
+    from vasr.db import store
+    from vasr.embeddings.build import EmbedConfig, Word2VecConfig, build
+    from vasr.lm import LMConfig, build_lm
+
+    root = tmp_path_factory.mktemp("biased")
+    shutil.copytree(exported()["model_dir"], root / "model")
+    engine = store.connect(root / "vasr.db")
+    config = bias_config(SynthConfig(n=8, out_dir=str(root / "bias"), distractors=3, voices=("vi",),
+                                     variants=("m1", "f1")))
+    made = synthesize_bias(config, engine, progress=False)
+    small = Word2VecConfig(dim=16, window=3, epochs=3, sample=0.0)
+    build(EmbedConfig(out_dir=root / "emb", split=None, word2vec=small, phon2vec=small), engine)
+    build_lm(LMConfig(out_dir=root / "lm", split=None), engine)
+    engine.dispose()
+    return root, made
+
+
+def test_bias_eval_and_tune_on_a_rendered_bias_set(biased_model, capsys):
+    from vasr.biasing import biased_counts, load_bias_split
+    from vasr.cli import main
+
+    root, made = biased_model
+    db, model = str(root / "vasr.db"), str(root / "model")
+    models = ["--lm", str(root / "lm" / "lm.bin"), "--embeddings", str(root / "emb"), "--db", db]
+    assert main(["bias-eval", model, *models, "--out", str(root / "table.md")]) == 0
+    table = (root / "table.md").read_text(encoding="utf-8").splitlines()
+    names = [line.split(" | ")[0].lstrip("| ") for line in table[2:7]]
+    assert names == ["greedy", "beam 8", "beam 8 + LM", "beam 8 + hot words",
+                     "beam 8 + hot words + rescoring (LM + phonetic)"]
+    test = load_bias_split(db, "test")
+    assert len(test) == made.splits.count("test")
+    words = [biased_counts(u.text, u.text, u.entities, u.bias_list) for u in test]
+    assert table[-1] == (f"{sum(c.unbiased_words for c in words)} unbiased and "
+                         f"{sum(c.biased_words for c in words)} biased reference words")
+    assert main(["tune", model, *models]) == 0
+    tuned = read_tuned(model)
+    report = tuned.report
+    assert report["utterances"] == made.splits.count("val") and report["split_version"] == "bias"
+    # "no biasing" is in the grid, so the tuned setting never loses to plain beam search on the dev split
+    assert report["u_wer_promise_kept"] is True
+    assert report["tuned"]["wer"] <= min(report["beam_search"]["wer"], report["defaults"]["wer"])
+    assert tuned.boost in (0.0, 0.5, 1.0, 2.0, 3.0, 4.0) and "U-WER within +0.5" in capsys.readouterr().out
+    # vasr transcribe picks the tuned settings up and runs the second pass
+    wav = made.jobs[0].path
+    assert main(["transcribe", model, str(wav), *models[:4], "--hotword", "hòa bình", "--format", "json",
+                 "--beam", "4", "--nbest", "3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    alternatives = out["segments"][0]["nbest"]
+    assert 1 <= len(alternatives) <= 3 and alternatives[0]["text"] == out["text"]
+    assert [a["score"] for a in alternatives] == sorted((a["score"] for a in alternatives), reverse=True)

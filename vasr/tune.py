@@ -46,7 +46,8 @@ class TuneConfig:
     embeddings: Path | None = None  # vasr embed build directory: tunes the phonetic weight and threshold
     fp32: bool = False
     threads: int = 1
-    boosts: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0, 3.0)  # hot-word bonus, nats per token
+    # hot-word bonus, nats per token; 0 (no biasing) keeps a setting that cannot cost U-WER in the grid
+    boosts: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0)
     lm_weights: tuple[float, ...] = (0.0, 0.2, 0.4)  # shallow fusion (with an LM)
     fusion_bonuses: tuple[float, ...] = (0.0, 1.0)  # shallow-fusion word bonus (with an LM)
     rescore_lm: tuple[float, ...] = (0.0, 0.2, 0.5, 1.0)  # β (with an LM)
