@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -105,6 +106,14 @@ class Alternative:
     acoustic: float  # nats: log P(tokens | audio) under CTC
 
 
+class Prepared(NamedTuple):
+    """What decoding with one set of hot words uses."""
+
+    context: ContextGraph | None  # the hot words' context graph (None: no usable hot word)
+    lm: object  # the LM (KenLMWordLM view with the hot words' unknown words free) or None
+    second_pass: object  # vasr.embeddings.rescore.SecondPass, or None without LM and embeddings
+
+
 @dataclass(frozen=True)
 class Decoded:
     best: Hypothesis  # tokens, frames (first frame of each token) and text of the winner
@@ -145,7 +154,7 @@ class Decoder:
                 self.word2vec = Embeddings.load(options.embeddings, "word2vec")
         if self.lm is not None or self.phon2vec is not None:
             _one_blas_thread()
-        self.context, self.second_pass = self.prepare(options.hotwords)
+        self.prepared = self.prepare(options.hotwords)
 
     @property
     def tokenizer(self):
@@ -155,9 +164,9 @@ class Decoder:
             self._tokenizer = Tokenizer.load(self.model_dir)
         return self._tokenizer
 
-    def prepare(self, hotwords: Sequence[tuple[str, float | None]]):
-        """(context graph, second pass) for ``hotwords``; a warning names each hot word that cannot
-        be used, and says so when none can."""
+    def prepare(self, hotwords: Sequence[tuple[str, float | None]]) -> Prepared:
+        """The context graph, LM view and second pass for ``hotwords``; a warning names each hot
+        word that cannot be used, and says so when none can."""
         from vasr.text.normalize import normalize
 
         phrases, ids, boosts = [], [], []
@@ -178,51 +187,58 @@ class Decoder:
                 if not spelt:
                     warnings.warn(f"hot word {phrase!r} ignored: nothing left after normalisation", stacklevel=2)
                     continue
+                boost = self.tuned.boost if boost is None else boost
+                if boost <= 0 and self.phon2vec is None:
+                    warnings.warn(f"hot word {phrase!r} has boost {boost:g}: it changes nothing (a positive boost "
+                                  f"favours it in the search; --embeddings lets the second pass propose it)",
+                                  stacklevel=2)
                 phrases.append(text)
                 ids.append(spelt)
-                boosts.append(self.tuned.boost if boost is None else boost)
+                boosts.append(boost)
             if not phrases:
                 warnings.warn("no hot word could be used", stacklevel=2)
         graph = ContextGraph(ids, boosts, vocab_size=len(self.symbols)) if ids else None
-        return graph, self._second_pass(phrases)
+        lm = self.lm.with_hotwords(phrases) if self.lm is not None and phrases else self.lm
+        return Prepared(graph, lm, self._second_pass(phrases, lm))
 
-    def _second_pass(self, hotwords: list[str]):
-        if self.lm is None and self.phon2vec is None:
+    def _second_pass(self, hotwords: list[str], lm):
+        if lm is None and self.phon2vec is None:
             return None
         from vasr.embeddings.expand import ExpandOptions, HotwordExpander
         from vasr.embeddings.rescore import Rescorer, SecondPass
         from vasr.text.normalize import normalize
 
         o = self.options
-        rescorer = Rescorer(o.rescore, self.lm, self.word2vec, self.phon2vec, [normalize(c) for c in o.context],
+        rescorer = Rescorer(o.rescore, lm, self.word2vec, self.phon2vec, [normalize(c) for c in o.context],
                             hotwords)
         expander = None
         if self.phon2vec is not None and hotwords:
             expander = HotwordExpander(self.phon2vec, hotwords, ExpandOptions(threshold=o.expand_threshold))
         return SecondPass(rescorer, self.symbols, self.tokenizer.encode, expander)
 
-    def search(self, log_probs: np.ndarray, context: ContextGraph | None, nbest: int) -> list[Hypothesis]:
-        """The first pass: greedy (beam 1) or prefix beam search with ``context`` and the LM."""
+    def search(self, log_probs: np.ndarray, prepared: Prepared, nbest: int) -> list[Hypothesis]:
+        """The first pass: greedy (beam 1) or prefix beam search with the prepared context graph
+        and LM."""
         if self.beam <= 1:
             return [ctc_greedy_search(log_probs, symbols=self.symbols)]
         lm = {}
-        if self.lm is not None:
-            lm = dict(lm=self.lm, lm_weight=self.options.lm_weight, word_bonus=self.options.word_bonus,
+        if prepared.lm is not None:
+            lm = dict(lm=prepared.lm, lm_weight=self.options.lm_weight, word_bonus=self.options.word_bonus,
                       word_boundary=self.tokenizer.word_boundary_ids)
         return ctc_prefix_beam_search(log_probs, beam=self.beam, nbest=min(max(1, nbest), self.beam),
-                                      context=context, symbols=self.symbols, **lm)
+                                      context=prepared.context, symbols=self.symbols, **lm)
 
     def decode(self, log_probs: np.ndarray, hotwords: Sequence[tuple[str, float | None]] | None = None) -> Decoded:
         """Decode float32 (T, V) log-probs; ``hotwords`` replaces the options' hot words for this call
         (e.g. an utterance's own bias list)."""
-        context, second = (self.context, self.second_pass) if hotwords is None else self.prepare(hotwords)
+        prepared = self.prepared if hotwords is None else self.prepare(hotwords)
         nbest = self.options.nbest
-        if second is None:
-            hyps = self.search(log_probs, context, nbest)
+        if prepared.second_pass is None:
+            hyps = self.search(log_probs, prepared, nbest)
             return Decoded(hyps[0], tuple(Alternative(h.text, h.tokens, h.score, h.acoustic) for h in hyps))
-        hyps = self.search(log_probs, context, self.beam)
+        hyps = self.search(log_probs, prepared, self.beam)
         start = time.perf_counter()
-        ranked = second.rank(log_probs, [(h.tokens, h.acoustic) for h in hyps])
+        ranked = prepared.second_pass.rank(log_probs, [(h.tokens, h.acoustic) for h in hyps])
         top = ranked[0]
         if top.substituted:
             frames = tuple(int(f) for f in ctc_forced_align(log_probs, top.tokens))

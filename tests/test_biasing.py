@@ -101,6 +101,8 @@ def test_hot_words_that_cannot_work_say_so(model_dir):
     assert decoder.beam == 4
     with pytest.warns(UserWarning, match="'москва' ignored"):
         Decoder(model_dir / "model", symbols, DecodeOptions(beam=4, hotwords=(("москва", 1.0), (NAME, 1.0))))
+    with pytest.warns(UserWarning, match="'hải phòng' has boost 0: it changes nothing"):
+        Decoder(model_dir / "model", symbols, DecodeOptions(beam=4, hotwords=((NAME, 0.0),)))
     with pytest.warns(UserWarning) as caught:
         Decoder(model_dir / "model", symbols, DecodeOptions(beam=4, hotwords=(("москва", 1.0),)))
     assert [str(w.message)[:25] for w in caught] == ["hot word 'москва' ignored", "no hot word could be used"]
@@ -116,7 +118,7 @@ def test_phonetic_expansion_substitutes_a_sound_alike_hot_word(model_dir):
     without = Decoder(model_dir / "model", symbols, DecodeOptions(beam=2, hotwords=hot, embeddings=emb,
                                                                    rescore=RescoreWeights(phonetic=0.0)))
     assert without.decode(lp).best.text == f"{CARRIER} {HEARD}"
-    assert f"{CARRIER} {NAME}" not in [h.text for h in without.search(lp, without.context, 2)]
+    assert f"{CARRIER} {NAME}" not in [h.text for h in without.search(lp, without.prepared, 2)]
     with_ = Decoder(model_dir / "model", symbols, DecodeOptions(beam=2, nbest=3, hotwords=hot, embeddings=emb,
                                                                  rescore=RescoreWeights(phonetic=8.0)))
     decoded = with_.decode(lp)

@@ -61,6 +61,23 @@ def test_word_scores_are_natural_logs(lm):
     assert lm.sentence_score("mà nó") == pytest.approx((-0.2 - 0.1 - 0.3) * LN10)
 
 
+def test_hot_words_unknown_to_the_lm_are_free(lm):
+    # "nam" is not in the LM: alone it costs P(<unk>) = 10^-2; in the view of hot word "mà nam" it is free
+    plain = lm.sentence_score("mà nam")
+    view = lm.with_hotwords(["mà nam"])
+    assert view.free == {"nam"} and lm.free == frozenset()  # "mà" is known: it keeps its score
+    assert view.model is lm.model  # a view, not a second copy of the model
+    # <s> mà (-0.2); nam free; </s> after an unknown word backs off to P(</s>) (-0.5)
+    assert view.sentence_score("mà nam") == pytest.approx((-0.2 - 0.5) * LN10)
+    assert plain == pytest.approx((-0.2 - 0.2 - 2.0 - 0.5) * LN10)  # backoff(mà) + P(<unk>) + P(</s>)
+    # the word-by-word score of a view without free words equals KenLM's own sentence score
+    assert view.sentence_score("mà nó") == pytest.approx(lm.sentence_score("mà nó"))
+    unknown = (SPACE, N, A, M)  # " nam" as the beam search hands it over
+    state = view.initial_state()
+    assert view.score(state, unknown)[0] == 0.0 and lm.score(state, unknown)[0] == pytest.approx(
+        (-0.3 - 2.0) * LN10)
+
+
 def _frames(rows: list[dict[int, float]]) -> np.ndarray:
     """log-probs (T, V): each row's listed tokens get their probability, the rest share what is left."""
     out = np.empty((len(rows), len(SYMBOLS)), dtype=np.float32)

@@ -12,9 +12,15 @@ kenlm sources (the PyPI sdist) with Debian's boost (libboost-program-options-dev
 Query: ``KenLMWordLM`` implements ``vasr.kernels.ctc_py.WordLM``: a word (token ids from a word
 boundary to the next) is detokenised to text and scored with ``kenlm.Model.BaseScore``; KenLM
 returns log10, the search wants natural logs, so scores are multiplied by ln 10.
+
+Hot words: a name the LM never saw would be charged the ``<unk>`` probability, which says nothing
+about the name and works against biasing. ``with_hotwords(phrases)`` gives a view of the same model
+in which the hot words' out-of-vocabulary words are free (score 0; the words after them back off as
+after any unknown word); words the LM knows keep their scores.
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 import shutil
@@ -144,6 +150,14 @@ class KenLMWordLM(WordLM):
         self.model = kenlm.Model(str(path))
         self.symbols = list(symbols)
         self._text: dict[tuple[int, ...], str] = {}
+        self.free: frozenset[str] = frozenset()  # words scored 0 (out-of-vocabulary hot-word words)
+
+    def with_hotwords(self, phrases: Sequence[str]) -> KenLMWordLM:
+        """A view sharing this model in which the words of ``phrases`` (normalised) that the LM does
+        not know score 0 instead of the ``<unk>`` probability."""
+        view = copy.copy(self)
+        view.free = frozenset(w for p in phrases for w in p.split() if w not in self.model)
+        return view
 
     def initial_state(self):
         state = self._kenlm.State()
@@ -161,11 +175,20 @@ class KenLMWordLM(WordLM):
         if not text:
             return 0.0, state
         out = self._kenlm.State()
-        return LN10 * self.model.BaseScore(state, text, out), out
+        score = self.model.BaseScore(state, text, out)
+        return (0.0 if text in self.free else LN10 * score), out
 
     def final(self, state) -> float:
         return LN10 * self.model.BaseScore(state, "</s>", self._kenlm.State())
 
     def sentence_score(self, text: str) -> float:
-        """ln P(text) with sentence start and end (for N-best rescoring)."""
-        return LN10 * self.model.score(text, bos=True, eos=True)
+        """ln P(text) with sentence start and end (for N-best rescoring); free words add 0."""
+        if not self.free:
+            return LN10 * self.model.score(text, bos=True, eos=True)
+        state, total = self.initial_state(), 0.0
+        for word in text.split():
+            out = self._kenlm.State()
+            score = self.model.BaseScore(state, word, out)
+            total += 0.0 if word in self.free else score
+            state = out
+        return LN10 * (total + self.model.BaseScore(state, "</s>", self._kenlm.State()))

@@ -104,9 +104,9 @@ def _pick(candidates: list[_Candidates], weights: np.ndarray, threshold: float) 
 def _collect(decoder, log_probs: Sequence[np.ndarray], utterances, boost: float) -> list[_Candidates]:
     out = []
     for u, lp in zip(utterances, log_probs):
-        context, second = decoder.prepare([(p, boost) for p in u.bias_list])
-        hyps = decoder.search(lp, context, decoder.beam)
-        ranked = second.rank(lp, [(h.tokens, h.acoustic) for h in hyps])
+        prepared = decoder.prepare([(p, boost) for p in u.bias_list])
+        hyps = decoder.search(lp, prepared, decoder.beam)
+        ranked = prepared.second_pass.rank(lp, [(h.tokens, h.acoustic) for h in hyps])
         terms = np.array([[c.scored.acoustic, c.scored.lm, c.scored.semantic, c.scored.phonetic, c.scored.words]
                           for c in ranked])
         errors = np.array([_errors(u, c.text) for c in ranked])
@@ -153,7 +153,8 @@ def tune(config: TuneConfig) -> TuneResult:
     words = unbiased_words + sum(c.biased_words for c in counts)
     # the reference point of the U-WER promise: beam search without hot words, LM or second pass
     plain = Decoder(config.model_dir, recognizer.symbols, DecodeOptions(beam=config.beam))
-    base = np.sum([_errors(u, plain.search(lp, None, 1)[0].text) for u, lp in zip(utterances, log_probs)], axis=0)
+    base = np.sum([_errors(u, plain.search(lp, plain.prepared, 1)[0].text) for u, lp in zip(utterances, log_probs)],
+                  axis=0)
     u_limit = base[0] + config.u_wer_tolerance * unbiased_words
     fusion = list(itertools.product(config.lm_weights, config.fusion_bonuses)) if lm else [(0.0, 0.0)]
     first_passes = [(b, w, f) for w, f in fusion for b in config.boosts]
