@@ -78,7 +78,7 @@ class HotwordExpander:
             return [[] for _ in hypotheses]
         position = {w: i for i, w in enumerate(vocabulary)}
         rows = self.phon2vec.unit_rows(vocabulary)[[position[w] for words in hypotheses for w in words]]
-        prefix = np.concatenate([np.zeros((1, rows.shape[1])), np.cumsum(rows, axis=0, dtype=np.float64)])
+        prefix = np.concatenate([np.zeros((1, rows.shape[1]), np.float32), np.cumsum(rows, axis=0)])
         offsets = np.cumsum([0] + [len(words) for words in hypotheses])
         owner, start, length = [], [], []
         for k, words in enumerate(hypotheses):

@@ -116,18 +116,20 @@ class Rescorer:
         position = {w: i for i, w in enumerate(vocabulary)}
         unit = self.phon2vec.unit_rows(vocabulary)
         rows = unit[[position[w] for ws in words for w in ws]]
-        prefix = np.concatenate([np.zeros((1, rows.shape[1])), np.cumsum(rows, axis=0, dtype=np.float64)])
-        ends = np.cumsum([len(ws) for ws in words])
+        prefix = np.concatenate([np.zeros((1, rows.shape[1]), np.float32), np.cumsum(rows, axis=0)])
+        sizes = np.array([len(ws) for ws in words])
+        firsts = np.cumsum(sizes) - sizes  # where each text's words begin in ``rows``
         for length, hot in self._hotwords.items():
-            # spans of `length` words that stay inside one text, and the text each belongs to
-            owners = [k for k, ws in enumerate(words) if len(ws) >= length]
-            if not owners:
+            # spans of `length` words that stay inside one text: text k has sizes[k] - length + 1
+            owners = np.flatnonzero(sizes >= length)
+            if not len(owners):
                 continue
-            starts = np.concatenate([np.arange(ends[k] - len(words[k]), ends[k] - length + 1) for k in owners])
+            counts = sizes[owners] - length + 1
+            first = np.cumsum(counts) - counts  # each owner's first span among all spans
+            starts = np.repeat(firsts[owners] - first, counts) + np.arange(counts.sum())
             spans = prefix[starts + length] - prefix[starts]
             norms = np.linalg.norm(spans, axis=1, keepdims=True)
             cosines = (spans / np.where(norms > 0, norms, 1.0)) @ hot.T
-            first = np.cumsum([0] + [len(words[k]) - length + 1 for k in owners[:-1]])
             out[owners] += np.maximum.reduceat(cosines, first, axis=0).sum(axis=1)
         return out
 
