@@ -154,7 +154,8 @@ def test_write_bias_lists_skips_stored_phrases(engine):
             path="/x/a.wav", sha256="a" * 64, end_s=1.0, duration_s=1.0, sample_rate=16000, channels=1,
             format="WAV", source="synth")).inserted_primary_key[0]
         conn.execute(sa.insert(data_splits).values(audio_id=audio_id, split="test", version="bias"))
-        assert store.whole_file_ids(conn, ["a" * 64, "b" * 64]) == {"a" * 64: audio_id}
+        assert store.audio_ids(conn, [("a" * 64, 0.0, 1.0), ("a" * 64, 0.0, 2.0), ("b" * 64, 0.0, 1.0)]) == \
+            {("a" * 64, 0.0, 1.0): audio_id}
         assert store.write_bias_lists(conn, {audio_id: [("hà nội", True), ("lê văn an", False)]}) == 2
         assert store.write_bias_lists(conn, {audio_id: [("hà nội", True), ("lê văn an", False),
                                                         ("huế", False)]}) == 1

@@ -85,10 +85,11 @@ def import_corpus(kind: str, location: str | Path, engine: Engine, options: Impo
 
 def ingest(engine: Engine, source: str, location: str, entries: Iterable[Entry], rejects: Iterable[Reject],
            options: ImportOptions = ImportOptions(), progress: bool = True,
-           then: Callable[[Connection], object] | None = None) -> ImportReport:
+           then: Callable[[Connection, dict[str, int]], object] | None = None) -> ImportReport:
     """Validate ``entries`` and write them in one transaction (see the module docstring). ``then``
-    runs inside that transaction after the rows are written (rows that belong with the audio, such
-    as bias lists); if it raises, nothing of the import is kept."""
+    runs inside that transaction after the rows are written, with each accepted entry's audio id
+    (row_ref -> id, new or already present), to add rows that belong with the audio (such as bias
+    lists); if it raises, nothing of the import is kept."""
     entries, rejects = list(entries), list(rejects)
     candidates: list[Utterance] = []
     first_of_key: dict[tuple[str, float, float], str] = {}
@@ -107,14 +108,15 @@ def ingest(engine: Engine, source: str, location: str, entries: Iterable[Entry],
     if rejects and not options.skip_bad:
         raise ImportRejected(ImportReport(source, location, None, 0, 0, tuple(rejects)))
     with engine.begin() as conn:
-        present = store.existing_keys(conn, first_of_key)
+        present = store.audio_ids(conn, first_of_key)
         new = [u for u in candidates if (u.sha256, u.start_s, u.end_s) not in present]
         import_id = store.write_import(conn, source, location, new, rejects, len(candidates) - len(new),
                                        options.split_version)
         split_counts = (store.auto_split(conn, options.split_version, options.split_ratios, options.seed)
                         if options.auto_split else {})
         if then is not None:
-            then(conn)
+            ids = store.audio_ids(conn, first_of_key)
+            then(conn, {row_ref: ids[key] for key, row_ref in first_of_key.items()})
     return ImportReport(source, location, import_id, len(new), len(candidates) - len(new), tuple(rejects),
                         split_counts)
 

@@ -25,7 +25,7 @@ import soundfile as sf
 from sqlalchemy import Engine
 from tqdm import tqdm
 
-from vasr.data.audio import TARGET_RATE, resample, sha256_file
+from vasr.data.audio import TARGET_RATE, resample
 from vasr.data.entities import PLACES, BiasItem, bias_items
 from vasr.data.importers import ImportOptions, ImportReport, ingest
 from vasr.data.manifests import Entry
@@ -221,8 +221,8 @@ def synthesize_bias(config: SynthConfig, engine: Engine | None = None, progress:
 
     The splits are given per utterance (never ``store.auto_split``, which would pull every other
     utterance of the database into the version). The bias lists are written in the import's
-    transaction (all or nothing), keyed by the audio's hash; a re-run writes whatever is missing and
-    nothing twice.
+    transaction (all or nothing) for the audio ids the import reports; a re-run writes whatever is
+    missing and nothing twice.
     """
     espeak = check_espeak()
     items = bias_items(config.n, config.seed, config.distractors)
@@ -240,14 +240,14 @@ def synthesize_bias(config: SynthConfig, engine: Engine | None = None, progress:
     if engine is None:
         return BiasSet(jobs, items, splits, sum(seconds), None, 0)
     options = ImportOptions(split_version=config.split_version, seed=config.seed, annotation_type="synthetic")
-    hashes = [sha256_file(job.path) for job in jobs]
+    entries = _entries(manifest, jobs, splits)
     written = []
 
-    def attach_bias_lists(conn) -> None:
-        ids = store.whole_file_ids(conn, hashes)
+    def attach_bias_lists(conn, ids: dict[str, int]) -> None:
         written.append(store.write_bias_lists(conn, {
-            ids[h]: [(phrase, phrase in item.entities) for phrase in item.bias_list] for h, item in zip(hashes, items)}))
+            ids[e.row_ref]: [(phrase, phrase in item.entities) for phrase in item.bias_list]
+            for e, item in zip(entries, items)}))
 
-    report = ingest(engine, "synth", str(manifest.parent.resolve()), _entries(manifest, jobs, splits), [], options,
-                    progress=progress, then=attach_bias_lists)
+    report = ingest(engine, "synth", str(manifest.parent.resolve()), entries, [], options, progress=progress,
+                    then=attach_bias_lists)
     return BiasSet(jobs, items, splits, sum(seconds), report, written[0])

@@ -106,16 +106,16 @@ class Utterance:
     language: str = "vi"
 
 
-def existing_keys(conn: Connection, keys: Iterable[tuple[str, float, float]]) -> set[tuple[str, float, float]]:
-    """The (sha256, start_s, end_s) keys among ``keys`` that the database holds already."""
+def audio_ids(conn: Connection, keys: Iterable[tuple[str, float, float]]) -> dict[tuple[str, float, float], int]:
+    """(sha256, start_s, end_s) -> audio id, for the keys among ``keys`` that the database holds."""
     keys = set(keys)
     hashes = sorted({k[0] for k in keys})
-    found = set()
+    found = {}
     for i in range(0, len(hashes), _IN_CHUNK):
-        rows = conn.execute(select(audio_files.c.sha256, audio_files.c.start_s, audio_files.c.end_s)
+        rows = conn.execute(select(audio_files.c.sha256, audio_files.c.start_s, audio_files.c.end_s, audio_files.c.id)
                             .where(audio_files.c.sha256.in_(hashes[i:i + _IN_CHUNK])))
-        found.update((r.sha256, r.start_s, r.end_s) for r in rows)
-    return found & keys
+        found.update(((r.sha256, r.start_s, r.end_s), r.id) for r in rows)
+    return {k: v for k, v in found.items() if k in keys}
 
 
 def write_import(conn: Connection, source: str, location: str, utterances: Sequence[Utterance],
@@ -214,19 +214,6 @@ def assign_speakers(seconds: Mapping[str, Sequence[float]], ratios: tuple[float,
 
 
 # ----------------------------------------------------------------------------------------- bias lists
-
-def whole_file_ids(conn: Connection, hashes: Iterable[str]) -> dict[str, int]:
-    """sha256 -> audio id of the rows among ``hashes`` that start at 0 s (whole files, as synth
-    writes them; the lowest id where a file has several such rows)."""
-    hashes = sorted(set(hashes))
-    found: dict[str, int] = {}
-    for i in range(0, len(hashes), _IN_CHUNK):
-        rows = conn.execute(select(audio_files.c.sha256, audio_files.c.id)
-                            .where(audio_files.c.sha256.in_(hashes[i:i + _IN_CHUNK]), audio_files.c.start_s == 0)
-                            .order_by(audio_files.c.id.desc()))
-        found.update((r.sha256, r.id) for r in rows)
-    return found
-
 
 def write_bias_lists(conn: Connection, rows: Mapping[int, Sequence[tuple[str, bool]]]) -> int:
     """Store each audio id's bias list (phrase, is_entity) in list order, inside the caller's
