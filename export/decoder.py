@@ -126,9 +126,10 @@ class Decoder:
     """Decodes CTC log-probs of one model; not thread-safe (one per thread)."""
 
     def __init__(self, model_dir: str | os.PathLike, symbols: Sequence[str], options: DecodeOptions = DecodeOptions()):
+        from vasr.text.normalize import normalize
+
         self.model_dir, self.symbols = Path(model_dir), list(symbols)
-        tuned = read_tuned(model_dir)
-        self.tuned = tuned
+        self.tuned = tuned = read_tuned(model_dir)
         self.options = replace(
             options, lm_weight=tuned.lm_weight if options.lm_weight is None else options.lm_weight,
             word_bonus=tuned.word_bonus if options.word_bonus is None else options.word_bonus,
@@ -146,12 +147,14 @@ class Decoder:
             from vasr.lm import KenLMWordLM
 
             self.lm = KenLMWordLM(options.lm, self.symbols)
+            self.word_boundary = self.tokenizer.word_boundary_ids
         if options.embeddings:
             from vasr.embeddings.vectors import Embeddings
 
             self.phon2vec = Embeddings.load(options.embeddings, "phon2vec")
             if options.context:
                 self.word2vec = Embeddings.load(options.embeddings, "word2vec")
+        self.context = [normalize(c) for c in options.context]
         if self.lm is not None or self.phon2vec is not None:
             _one_blas_thread()
         self.prepared = self.prepare(options.hotwords)
@@ -199,22 +202,23 @@ class Decoder:
                 warnings.warn("no hot word could be used", stacklevel=2)
         graph = ContextGraph(ids, boosts, vocab_size=len(self.symbols)) if ids else None
         lm = self.lm.with_hotwords(phrases) if self.lm is not None and phrases else self.lm
-        return Prepared(graph, lm, self._second_pass(phrases, lm))
+        return Prepared(graph, lm, self._second_pass(dict(zip(phrases, ids)), lm))
 
-    def _second_pass(self, hotwords: list[str], lm):
+    def _second_pass(self, spellings: dict[str, list[int]], lm):
+        """The second pass for hot words ``spellings`` (phrase -> token ids); None without LM and
+        embeddings."""
         if lm is None and self.phon2vec is None:
             return None
         from vasr.embeddings.expand import ExpandOptions, HotwordExpander
         from vasr.embeddings.rescore import Rescorer, SecondPass
-        from vasr.text.normalize import normalize
 
         o = self.options
-        rescorer = Rescorer(o.rescore, lm, self.word2vec, self.phon2vec, [normalize(c) for c in o.context],
-                            hotwords)
+        hotwords = list(spellings)
+        rescorer = Rescorer(o.rescore, lm, self.word2vec, self.phon2vec, self.context, hotwords)
         expander = None
         if self.phon2vec is not None and hotwords:
             expander = HotwordExpander(self.phon2vec, hotwords, ExpandOptions(threshold=o.expand_threshold))
-        return SecondPass(rescorer, self.symbols, self.tokenizer.encode, expander)
+        return SecondPass(rescorer, self.symbols, spellings, expander)
 
     def search(self, log_probs: np.ndarray, prepared: Prepared, nbest: int) -> list[Hypothesis]:
         """The first pass: greedy (beam 1) or prefix beam search with the prepared context graph
@@ -224,7 +228,7 @@ class Decoder:
         lm = {}
         if prepared.lm is not None:
             lm = dict(lm=prepared.lm, lm_weight=self.options.lm_weight, word_bonus=self.options.word_bonus,
-                      word_boundary=self.tokenizer.word_boundary_ids)
+                      word_boundary=self.word_boundary)
         return ctc_prefix_beam_search(log_probs, beam=self.beam, nbest=min(max(1, nbest), self.beam),
                                       context=prepared.context, symbols=self.symbols, **lm)
 
@@ -241,8 +245,7 @@ class Decoder:
         ranked = prepared.second_pass.rank(log_probs, [(h.tokens, h.acoustic) for h in hyps])
         top = ranked[0]
         if top.substituted:
-            frames = tuple(int(f) for f in ctc_forced_align(log_probs, top.tokens))
-            best = Hypothesis(top.tokens, frames, top.scored.score, top.scored.acoustic, 0.0, top.scored.lm, top.text)
+            best = Hypothesis(top.tokens, ctc_forced_align(log_probs, top.tokens), top.scored.score, top.scored.acoustic, 0.0, top.scored.lm, top.text)
         else:
             best = replace(hyps[top.source], score=top.scored.score)
         alternatives = tuple(Alternative(c.text, c.tokens, c.scored.score, c.scored.acoustic)

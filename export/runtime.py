@@ -26,6 +26,7 @@ import numpy as np
 import onnxruntime as ort
 
 from vasr.data.audio import TARGET_RATE, AudioError
+from vasr.embeddings.rescore import word_spans
 from vasr.export.decoder import Alternative, DecodeOptions, Decoder
 from vasr.export.vad import ChunkOptions, StreamStats, chunks, read_blocks
 from vasr.kernels import FbankOptions, Hypothesis, compute_fbank_batch
@@ -179,26 +180,23 @@ class Recognizer:
                        confidence, decoded.alternatives)
 
     def _words(self, hyp: Hypothesis, log_probs: np.ndarray, offset_s: float) -> tuple[Word, ...]:
-        """Words of ``hyp``: a token whose symbol starts with ▁ starts a new word."""
+        """Words of ``hyp`` (``word_spans``: a token whose symbol starts with ▁ starts a new word),
+        timed from the first to the last of their letter tokens' runs in the best path."""
         argmax = log_probs.argmax(axis=1) if len(log_probs) else np.zeros(0, np.int64)
-        words: list[list] = []          # [text, first frame, end frame, posteriors]
-        for token, frame in zip(hyp.tokens, hyp.frames):
-            symbol = self.symbols[token]
-            end = frame + 1
-            while end < len(argmax) and argmax[end] == token:
-                end += 1                # the token's run in the best path
-            if symbol.startswith(WORD_SPACE) or not words:
-                words.append(["", None, frame, []])
-            piece = symbol.replace(WORD_SPACE, "")
-            if not piece:
-                continue
-            word = words[-1]
-            word[0] += piece
-            word[1] = frame if word[1] is None else word[1]
-            word[2] = end
-            word[3].append(float(np.exp(log_probs[frame:end, token].max())))
-        return tuple(Word(text, round(offset_s + start * FRAME_S, 3), round(offset_s + end * FRAME_S, 3),
-                          round(sum(p) / len(p), 4)) for text, start, end, p in words if text)
+        words = []
+        for text, first, last in word_spans(hyp.tokens, self.symbols):
+            start, end, posteriors = None, 0, []
+            for token, frame in zip(hyp.tokens[first:last], hyp.frames[first:last]):
+                if not self.symbols[token].replace(WORD_SPACE, ""):
+                    continue            # a lone ▁ spells nothing and is not timed
+                end = frame + 1
+                while end < len(argmax) and argmax[end] == token:
+                    end += 1            # the token's run in the best path
+                start = frame if start is None else start
+                posteriors.append(float(np.exp(log_probs[frame:end, token].max())))
+            words.append(Word(text, round(offset_s + start * FRAME_S, 3), round(offset_s + end * FRAME_S, 3),
+                              round(sum(posteriors) / len(posteriors), 4)))
+        return tuple(words)
 
     def transcribe(self, sources: Iterable[Source]) -> Iterator[Transcript]:
         """Transcripts of ``sources`` in order: each a path, (name, binary file object) such as stdin,

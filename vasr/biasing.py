@@ -152,7 +152,7 @@ class Row:
     name: str
     counts: BiasedCounts
     ms_per_utt: float  # decoding time (the model run is shared and not included)
-    rescore_ms_per_utt: float | None = None  # of which the second pass
+    rescore_ms_per_utt: float | None = None  # of which the second pass (None: the decoder has none)
     examples: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # (reference, hypothesis)
 
 
@@ -206,8 +206,9 @@ def evaluate(config: EvalConfig) -> list[Row]:
                 if hyp != u.text and len(examples) < 5:
                     examples.append((u.text, hyp))
         n = max(1, len(utterances))
-        rows.append(Row(name, total, 1000 * seconds / n,
-                        1000 * rescore_s / n if (lm or emb) and name.endswith(")") else None, tuple(examples)))
+        second_pass = decoder.prepared.second_pass is not None  # with an LM or embeddings
+        rows.append(Row(name, total, 1000 * seconds / n, 1000 * rescore_s / n if second_pass else None,
+                        tuple(examples)))
     return rows
 
 

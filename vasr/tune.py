@@ -91,11 +91,13 @@ def _errors(u, text: str) -> tuple[int, int]:
     return counts.unbiased_errors, counts.biased_errors
 
 
-def _pick(candidates: list[_Candidates], weights: np.ndarray, threshold: float) -> np.ndarray:
-    """Summed (unbiased, biased) errors of the best-scoring candidate of every utterance."""
+def _pick(candidates: list[_Candidates], weights: RescoreWeights, threshold: float) -> np.ndarray:
+    """Summed (unbiased, biased) errors of the best-scoring candidate of every utterance, the
+    candidates' terms (``_Candidates.terms`` order) weighted as ``Rescorer.score`` weighs them."""
+    vector = np.array([weights.acoustic, weights.lm, weights.semantic, weights.phonetic, weights.word_bonus])
     total = np.zeros(2, dtype=np.int64)
     for c in candidates:
-        scores = c.terms @ weights
+        scores = c.terms @ vector
         scores[c.cosine < threshold] = -np.inf  # substitutions below the threshold are not proposed
         total += c.errors[int(np.argmax(scores))]
     return total
@@ -124,9 +126,10 @@ def _best_rescoring(candidates: list[_Candidates], config: TuneConfig, lm: bool,
     best = None
     for threshold, beta, delta, bonus in itertools.product(sorted(thresholds, reverse=True), betas, deltas,
                                                            config.rescore_bonus):
-        errors = _pick(candidates, np.array([1.0, beta, 0.0, delta, bonus]), threshold)
+        weights = RescoreWeights(1.0, beta, 0.0, delta, bonus)
+        errors = _pick(candidates, weights, threshold)
         if best is None or _better(errors, best[0], u_limit):
-            best = (errors, RescoreWeights(1.0, beta, 0.0, delta, bonus), threshold)
+            best = (errors, weights, threshold)
     return best
 
 
@@ -170,10 +173,7 @@ def tune(config: TuneConfig) -> TuneResult:
                                             embeddings=emb, expand_threshold=min(config.thresholds)))
             results[(boost, lm_weight, bonus)] = _collect(decoder, log_probs, utterances, boost)
     defaults = Tuned()
-    w = defaults.rescore
-    default_errors = _pick(results[default_pass], np.array([w.acoustic, w.lm if lm else 0.0, 0.0,
-                                                            w.phonetic if emb else 0.0, w.word_bonus]),
-                           defaults.expand_threshold)
+    default_errors = _pick(results[default_pass], defaults.rescore, defaults.expand_threshold)
     best = None
     for key, candidates in results.items():
         errors, rescore, threshold = _best_rescoring(candidates, config, bool(lm), bool(emb), u_limit)

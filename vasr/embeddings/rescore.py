@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,12 +186,13 @@ class SecondPass:
     """Re-ranks a chunk's first-pass alternatives together with their phonetic hot-word
     substitutions. Not thread-safe (the LM and embeddings caches are shared)."""
 
-    def __init__(self, rescorer: Rescorer, symbols: Sequence[str], encode, expander: HotwordExpander | None = None,
-                 expand_top: int = 4):
-        """encode: normalised text -> token ids (the model's tokenizer); expander: proposes
-        substitutions (None: only the first-pass alternatives are re-ranked); expand_top: how many of
-        the best first-pass alternatives are expanded."""
-        self.rescorer, self.symbols, self.encode, self.expander = rescorer, list(symbols), encode, expander
+    def __init__(self, rescorer: Rescorer, symbols: Sequence[str], spellings: Mapping[str, Sequence[int]],
+                 expander: HotwordExpander | None = None, expand_top: int = 4):
+        """spellings: each hot word (normalised) -> its token ids under the model's tokenizer;
+        expander: proposes substitutions among those hot words (None: only the first-pass
+        alternatives are re-ranked); expand_top: how many of the best first-pass alternatives are
+        expanded."""
+        self.rescorer, self.symbols, self.spellings, self.expander = rescorer, list(symbols), spellings, expander
         self.expand_top = expand_top
 
     def _substitute(self, tokens: tuple[int, ...], spans: list[tuple[str, int, int]],
@@ -199,7 +200,7 @@ class SecondPass:
         out = list(tokens)
         for p in sorted(proposals, key=lambda p: -p.start):  # right to left: earlier indices stay valid
             first, last = spans[p.start][1], spans[p.end - 1][2]
-            replacement = self.encode(p.hotword)
+            replacement = list(self.spellings[p.hotword])
             if self.symbols[out[first]] == WORD_SPACE and self.symbols[replacement[0]] != WORD_SPACE:
                 replacement = [out[first], *replacement]  # keep the word boundary before the span
             out[first:last] = replacement
@@ -223,10 +224,7 @@ class SecondPass:
             sets_of = self.expander.substitutions([[w for w, _, _ in spans] for spans in spans_of])
             for i, (tokens, spans, sets) in enumerate(zip(top, spans_of, sets_of)):
                 for proposals in sets:
-                    try:
-                        new = self._substitute(tokens, spans, proposals)
-                    except ValueError:  # a hot word the tokenizer cannot spell
-                        continue
+                    new = self._substitute(tokens, spans, proposals)
                     if new not in seen:
                         seen.add(new)
                         candidates.append((new, ctc_log_likelihood(log_probs, new), i, tuple(proposals)))
