@@ -44,9 +44,9 @@ def _model(preset: str) -> CtcModel:
 def exported(request, tmp_path_factory):
     """(preset, PyTorch model, model dir) with model.onnx and model.int8.onnx (the default variant)."""
     from vasr.export.onnx_export import DEFAULT_VARIANT, VARIANTS, export_fp32, metadata, quantize
-    from vasr.export.runtime import CONFIG_FILE, MODEL_FP32, MODEL_INT8
+    from vasr.runtime.recognizer import CONFIG_FILE, MODEL_FP32, MODEL_INT8
     from vasr.kernels import FbankOptions
-    from vasr.kernels.ctc_py import WORD_SPACE
+    from vasr.kernels import WORD_SPACE
     from vasr.text.tokens import write_tokens
 
     preset = request.param
@@ -79,7 +79,7 @@ def _cold_start(model_dir: Path, tmp: Path) -> float:
 @pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("impl", ["torch-fp32", "onnxruntime-fp32", "onnxruntime-int8"])
 def test_rtf(benchmark, exported, impl, threads, tmp_path):
-    from vasr.export.runtime import MODEL_FP32, MODEL_INT8, Recognizer, RecognizerOptions
+    from vasr.runtime.recognizer import MODEL_FP32, MODEL_INT8, Recognizer, RecognizerOptions
 
     preset, model, model_dir = exported
     wave = _clip()

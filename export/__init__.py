@@ -1,1 +1,1 @@
-"""vasr.export: ONNX export and the torch-free recognizer runtime (numpy + onnxruntime + vasr.kernels)."""
+"""vasr.export: checkpoint -> ONNX model directory (fp32 + gated int8) for the runtime and sherpa-onnx; needs torch."""

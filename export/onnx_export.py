@@ -27,8 +27,10 @@ import numpy as np
 import torch
 
 from vasr import __version__
-from vasr.export.runtime import (CONFIG_FILE, FRAME_S, INPUT_NAMES, MODEL_FP32, MODEL_INT8, OUTPUT_NAMES,
-                                 Recognizer, RecognizerOptions)
+from vasr.data.utterance import DataSource
+from vasr.db.runs import load_utterances
+from vasr.runtime.recognizer import (CONFIG_FILE, INPUT_NAMES, MODEL_FP32, MODEL_INT8, OUTPUT_NAMES, Recognizer,
+                                     RecognizerOptions)
 from vasr.kernels import FbankOptions
 from vasr.model import SUBSAMPLING, CtcModel
 from vasr.text.normalize import NORMALIZER_VERSION
@@ -66,9 +68,8 @@ class ExportConfig:
     checkpoint: str                      # a .pt written by python -m vasr.train
     out_dir: str                         # the model directory to write
     variant: str = "auto"                # "auto" = measure VARIANTS on the gate set; or one name
-    manifest: str | None = None          # gate set: CSV manifest with transcripts ...
-    split: str | None = "test"           # ... or this database split (when the database has one)
-    split_version: str = "default"
+    gate: DataSource | None = DataSource()  # the gate set: a database split (when there is one) or a
+                                         # CSV manifest with transcripts; None: no gate, the default variant
     db: str | None = None                # database (default: $VASR_DB or data/vasr.db)
     max_utterances: int = 200            # gate-set utterances used (the first ones)
     cer_threshold: float = 0.005         # warn when int8 CER - fp32 CER exceeds this (absolute)
@@ -166,11 +167,11 @@ def quantize(fp32: Path, out: Path, variant: QuantVariant) -> Path:
 
 def measure(model_dir: Path, model_file: str, sources: list, refs: list[str], threads: int) -> VariantResult:
     """CER and RTF of one ONNX file of ``model_dir``, greedy, one utterance per model call."""
-    from vasr.export.transcribe import resolve, score
+    from vasr.runtime.transcribe import resolve, score
 
     recognizer = Recognizer(model_dir, RecognizerOptions(model_file=model_file, threads=threads, max_batch_frames=0))
     start = time.perf_counter()
-    results = list(recognizer.transcribe(resolve(sources)))
+    results = list(recognizer.transcribe_iter(resolve(sources)))
     seconds = time.perf_counter() - start
     bad = [t.error for t in results if t.error]
     if bad:
@@ -181,24 +182,22 @@ def measure(model_dir: Path, model_file: str, sources: list, refs: list[str], th
 
 
 def _gate_set(config: ExportConfig) -> tuple[list, list[str]]:
-    """Sources and references to gate int8 on; empty when there is none."""
-    from vasr.export.transcribe import read_manifest, split_inputs
-
-    if config.manifest:
-        rows = [(a, r) for a, r in read_manifest(config.manifest) if r is not None][: config.max_utterances]
-        return [a for a, _ in rows], [r for _, r in rows]
-    if config.split:
-        try:
-            sources, refs = split_inputs(config.db, config.split, config.split_version)
-        except ValueError:
-            return [], []
-        return sources[: config.max_utterances], refs[: config.max_utterances]
-    return [], []
+    """Utterances and references to gate int8 on; empty when there is none."""
+    if config.gate is None:
+        return [], []
+    try:
+        utterances = load_utterances(config.gate, config.db)
+    except ValueError:
+        if config.gate.manifest:
+            raise
+        return [], []      # no database split to gate on: the default int8 variant, with a warning
+    rows = [u for u in utterances if u.text is not None][: config.max_utterances]
+    return rows, [u.text for u in rows]
 
 
 def export(config: ExportConfig) -> ExportReport:
     """Write the model directory of ``config.checkpoint``; see the module docstring."""
-    from vasr.train import load_checkpoint
+    from vasr.checkpoint import load_checkpoint
 
     names = {v.name: v for v in VARIANTS}
     if config.variant != "auto" and config.variant not in names:
@@ -213,7 +212,8 @@ def export(config: ExportConfig) -> ExportReport:
     if parity > PARITY_TOLERANCE:
         warnings.warn(f"onnxruntime fp32 differs from PyTorch by {parity:.2e} (> {PARITY_TOLERANCE})", stacklevel=2)
     (out / CONFIG_FILE).write_text(json.dumps({
-        "vocab_size": loaded.model.vocab_size, "subsampling_factor": SUBSAMPLING, "frame_shift_s": FRAME_S,
+        "vocab_size": loaded.model.vocab_size, "subsampling_factor": SUBSAMPLING,
+        "frame_shift_s": features.frame_shift_ms / 1000 * SUBSAMPLING,
         "model_type": SHERPA_MODEL_TYPE, "features": dataclasses.asdict(features),
         "normalizer_version": NORMALIZER_VERSION, "tokenizer": loaded.tokenizer.to_dict(),
         "model": dataclasses.asdict(loaded.model.cfg), "checkpoint": str(Path(config.checkpoint).resolve()),
@@ -269,7 +269,7 @@ def _record_int8(out: Path, report: ExportReport) -> None:
 def _register(config: ExportConfig, loaded, out: Path) -> int:
     """The checkpoint's models row, now pointing at the exported fp32 model."""
     from vasr.db import runs, store
-    from vasr.evaluate import checkpoint_model_id
+    from vasr.tracker import checkpoint_model_id
 
     engine = store.connect(config.db)
     try:

@@ -13,8 +13,8 @@ from libcpp.vector cimport vector
 from cython.operator cimport dereference as deref
 
 from vasr.kernels import ctc_py as _py
-from vasr.kernels.ctc_py import (ContextGraph, Hypothesis, WordLM, ctc_greedy_search,
-                                 tokens_to_text)
+from vasr.kernels.ctc_py import (DEFAULT_BOOST, WORD_SPACE, ContextGraph, Hypothesis, WordLM,
+                                 ctc_greedy_search, tokens_to_text)
 
 __all__ = list(_py.__all__)
 

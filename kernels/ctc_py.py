@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Hypothesis", "ContextGraph", "WordLM", "ctc_greedy_search", "ctc_prefix_beam_search",
-           "ctc_log_likelihood", "ctc_forced_align", "tokens_to_text"]
+__all__ = ["WORD_SPACE", "DEFAULT_BOOST", "Hypothesis", "ContextGraph", "WordLM", "ctc_greedy_search",
+           "ctc_prefix_beam_search", "ctc_log_likelihood", "ctc_forced_align", "tokens_to_text"]
 
 WORD_SPACE = "\u2581"  # "▁": the symbol that stands for a space in tokens.txt
 DEFAULT_BOOST = 1.5  # nats of bonus per matched token of a hot word (icefall / sherpa-onnx default)

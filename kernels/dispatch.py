@@ -1,9 +1,9 @@
 """The one place that chooses, per kernel, a compiled backend or its pure-Python reference.
 
-Each kernel ``K`` has a reference module ``K_py`` (always present) and may have a Cython module
-``K_cy`` (built by setup.py) and/or a Numba module ``K_nb``. A backend module exports exactly the
-names in the reference's ``__all__``. ``VASR_KERNELS=python|numba|cython`` forces a backend; a
-forced or preferred backend that cannot load falls back with a warning.
+Each kernel ``K`` has a reference module ``K_py`` (always present) and a Cython module ``K_cy``
+(built by setup.py unless VASR_PUREPYTHON=1). A backend module exports exactly the names in the
+reference's ``__all__``. ``VASR_KERNELS=python|cython`` forces a backend; a forced or preferred
+backend that cannot load falls back with a warning.
 """
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import warnings
 from types import ModuleType
 
 KERNELS = ("fbank", "ctc", "levenshtein")
-BACKEND_ORDER = ("cython", "numba", "python")
+BACKEND_ORDER = ("cython", "python")
 ENV_VAR = "VASR_KERNELS"
-_SUFFIX = {"cython": "_cy", "numba": "_nb", "python": "_py"}
+_SUFFIX = {"cython": "_cy", "python": "_py"}
 _loaded: dict[tuple[str, str], ModuleType | None] = {}
 _chosen: dict[str, ModuleType] = {}
 

@@ -1,5 +1,5 @@
 """Contextual biasing: U-WER/B-WER, the decoder's hot words, phonetic expansion and second pass,
-tuned weights in decode.json (vasr.biasing, vasr.export.decoder, vasr.embeddings.expand)."""
+tuned weights in decode.json (vasr.biasing, vasr.runtime.decode)."""
 from __future__ import annotations
 
 import json
@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from vasr.biasing import BiasedCounts, biased_counts
-from vasr.embeddings.rescore import RescoreWeights, word_spans
-from vasr.export.decoder import TUNED_FILE, DecodeOptions, Decoder, Tuned, read_tuned, write_tuned
+from vasr.runtime.decode import DecodeOptions, Decoder, Tuned, read_tuned, resolve, write_tuned
+from vasr.runtime.decode.rescore import RescoreWeights, word_spans
+from vasr.runtime.decode.settings import TUNED_FILE
 from vasr.text.tokens import CharTokenizer
 
 pytest.importorskip("gensim")
@@ -21,6 +22,11 @@ HEARD = "hai phong"  # what the crafted acoustics favour
 CARRIER = "tôi đến"
 CORPUS_WORDS = ("tôi đến hải phòng hai phong phòng hà nội nam định đà nẵng cần thơ huế vinh lạng sơn "
                 "ninh bình thái bình nam ninh thành phố về ở đi từ").split()
+
+
+def decoder_of(directory, symbols, options: DecodeOptions) -> Decoder:
+    """The decoder the recognizer of a model directory builds: its tuned settings and tokenizer."""
+    return Decoder(symbols, resolve(options, read_tuned(directory)), CharTokenizer.load(directory))
 
 
 def test_biased_counts_split_errors_by_entity_words():
@@ -84,10 +90,10 @@ def crafted(symbols: list[str], favour: str, other: str, p_favour: float = 0.6) 
 def test_a_boosted_name_is_recognised_only_with_the_boost(model_dir):
     symbols = _symbols(model_dir)
     lp = crafted(symbols, HEARD, NAME)
-    assert Decoder(model_dir / "model", symbols, DecodeOptions(beam=1)).decode(lp).best.text == f"{CARRIER} {HEARD}"
-    plain = Decoder(model_dir / "model", symbols, DecodeOptions(beam=8))
+    assert decoder_of(model_dir / "model", symbols, DecodeOptions(beam=1)).decode(lp).best.text == f"{CARRIER} {HEARD}"
+    plain = decoder_of(model_dir / "model", symbols, DecodeOptions(beam=8))
     assert plain.decode(lp).best.text == f"{CARRIER} {HEARD}"
-    boosted = Decoder(model_dir / "model", symbols, DecodeOptions(beam=8, hotwords=((NAME, 1.0),)))
+    boosted = decoder_of(model_dir / "model", symbols, DecodeOptions(beam=8, hotwords=((NAME, 1.0),)))
     assert boosted.decode(lp).best.text == f"{CARRIER} {NAME}"
     # per-call hot words (an utterance's bias list) replace the options' ones
     assert boosted.decode(lp, hotwords=[("hà nội", 1.0)]).best.text == f"{CARRIER} {HEARD}"
@@ -97,14 +103,14 @@ def test_a_boosted_name_is_recognised_only_with_the_boost(model_dir):
 def test_hot_words_that_cannot_work_say_so(model_dir):
     symbols = _symbols(model_dir)
     with pytest.warns(UserWarning, match="hot words need beam search; greedy search cannot use them"):
-        decoder = Decoder(model_dir / "model", symbols, DecodeOptions(beam=1, hotwords=((NAME, 1.0),)))
-    assert decoder.beam == 4
+        decoder = decoder_of(model_dir / "model", symbols, DecodeOptions(beam=1, hotwords=((NAME, 1.0),)))
+    assert decoder.settings.beam == 4
     with pytest.warns(UserWarning, match="'москва' ignored"):
-        Decoder(model_dir / "model", symbols, DecodeOptions(beam=4, hotwords=(("москва", 1.0), (NAME, 1.0))))
+        decoder_of(model_dir / "model", symbols, DecodeOptions(beam=4, hotwords=(("москва", 1.0), (NAME, 1.0))))
     with pytest.warns(UserWarning, match="'hải phòng' has boost 0: it changes nothing"):
-        Decoder(model_dir / "model", symbols, DecodeOptions(beam=4, hotwords=((NAME, 0.0),)))
+        decoder_of(model_dir / "model", symbols, DecodeOptions(beam=4, hotwords=((NAME, 0.0),)))
     with pytest.warns(UserWarning) as caught:
-        Decoder(model_dir / "model", symbols, DecodeOptions(beam=4, hotwords=(("москва", 1.0),)))
+        decoder_of(model_dir / "model", symbols, DecodeOptions(beam=4, hotwords=(("москва", 1.0),)))
     assert [str(w.message)[:25] for w in caught] == ["hot word 'москва' ignored", "no hot word could be used"]
 
 
@@ -115,11 +121,11 @@ def test_phonetic_expansion_substitutes_a_sound_alike_hot_word(model_dir):
     lp = crafted(symbols, HEARD, NAME, p_favour=0.55)
     emb = str(model_dir / "emb")
     hot = ((NAME, 0.0),)
-    without = Decoder(model_dir / "model", symbols, DecodeOptions(beam=2, hotwords=hot, embeddings=emb,
+    without = decoder_of(model_dir / "model", symbols, DecodeOptions(beam=2, hotwords=hot, embeddings=emb,
                                                                    rescore=RescoreWeights(phonetic=0.0)))
     assert without.decode(lp).best.text == f"{CARRIER} {HEARD}"
     assert f"{CARRIER} {NAME}" not in [h.text for h in without.search(lp, without.prepared, 2)]
-    with_ = Decoder(model_dir / "model", symbols, DecodeOptions(beam=2, nbest=3, hotwords=hot, embeddings=emb,
+    with_ = decoder_of(model_dir / "model", symbols, DecodeOptions(beam=2, nbest=3, hotwords=hot, embeddings=emb,
                                                                  rescore=RescoreWeights(phonetic=8.0)))
     decoded = with_.decode(lp)
     assert decoded.best.text == f"{CARRIER} {NAME}"
@@ -156,11 +162,11 @@ def test_tuned_weights_load_from_the_model_directory(model_dir, tmp_path):
     path = write_tuned(directory, tuned)
     assert path.name == TUNED_FILE and read_tuned(directory) == tuned
     # a hot word without its own boost takes the tuned one (0 here), the rescoring weights come along
-    decoder = Decoder(directory, symbols, DecodeOptions(beam=2, hotwords=((NAME, None),), embeddings=emb))
-    assert decoder.options.rescore == RescoreWeights(phonetic=8.0) and decoder.options.expand_threshold == 0.5
+    decoder = decoder_of(directory, symbols, DecodeOptions(beam=2, hotwords=((NAME, None),), embeddings=emb))
+    assert decoder.settings.rescore == RescoreWeights(phonetic=8.0) and decoder.settings.expand_threshold == 0.5
     assert decoder.decode(lp).best.text == f"{CARRIER} {NAME}"
     # an explicit option wins over the file
-    explicit = Decoder(directory, symbols, DecodeOptions(beam=2, hotwords=((NAME, None),), embeddings=emb,
+    explicit = decoder_of(directory, symbols, DecodeOptions(beam=2, hotwords=((NAME, None),), embeddings=emb,
                                                          rescore=RescoreWeights(phonetic=0.0)))
     assert explicit.decode(lp).best.text == f"{CARRIER} {HEARD}"
     (directory / TUNED_FILE).write_text(json.dumps({"rescore": {"lm": "high"}}), encoding="utf-8")
@@ -172,7 +178,7 @@ def test_tuned_weights_load_from_the_model_directory(model_dir, tmp_path):
 
 
 def test_expander_proposes_sound_alike_spans_in_one_search(model_dir):
-    from vasr.embeddings.expand import ExpandOptions, HotwordExpander
+    from vasr.runtime.decode.expand import ExpandOptions, HotwordExpander
     from vasr.embeddings.vectors import Embeddings
 
     phon2vec = Embeddings.load(model_dir / "emb", "phon2vec")
@@ -221,7 +227,7 @@ def biased_model(tmp_path_factory):
 
 
 def test_bias_eval_and_tune_on_a_rendered_bias_set(biased_model, capsys):
-    from vasr.biasing import biased_counts, load_bias_split
+    from vasr.biasing import load_bias_split, utterance_counts
     from vasr.cli import main
 
     root, made = biased_model
@@ -232,9 +238,9 @@ def test_bias_eval_and_tune_on_a_rendered_bias_set(biased_model, capsys):
     names = [line.split(" | ")[0].lstrip("| ") for line in table[2:7]]
     assert names == ["greedy", "beam 8", "beam 8 + LM", "beam 8 + hot words",
                      "beam 8 + hot words + rescoring (LM + phonetic)"]
-    test = load_bias_split(db, "test")
+    test = load_bias_split(db)
     assert len(test) == made.splits.count("test")
-    words = [biased_counts(u.text, u.text, u.entities, u.bias_list) for u in test]
+    words = [utterance_counts(u, u.text) for u in test]
     assert table[-1] == (f"{sum(c.unbiased_words for c in words)} unbiased and "
                          f"{sum(c.biased_words for c in words)} biased reference words")
     assert main(["tune", model, *models]) == 0
@@ -253,3 +259,26 @@ def test_bias_eval_and_tune_on_a_rendered_bias_set(biased_model, capsys):
     alternatives = out["segments"][0]["nbest"]
     assert 1 <= len(alternatives) <= 3 and alternatives[0]["text"] == out["text"]
     assert [a["score"] for a in alternatives] == sorted((a["score"] for a in alternatives), reverse=True)
+
+
+def test_transcribe_with_lm_embeddings_and_hot_words_imports_no_torch_or_sqlalchemy(biased_model):
+    import subprocess
+    import sys
+    import textwrap
+
+    from test_runtime import BLOCKER
+
+    root, made = biased_model
+    code = BLOCKER + textwrap.dedent(f"""
+        from vasr.cli import main
+        code = main(["transcribe", {str(root / "model")!r}, {str(made.jobs[0].path)!r}, "--lm",
+                     {str(root / "lm" / "lm.bin")!r}, "--embeddings", {str(root / "emb")!r},
+                     "--hotword", "hòa bình", "--context", "thành phố", "--beam", "4"])
+        for name in ("torch", "sqlalchemy", "vasr.train", "vasr.db"):
+            assert name not in sys.modules, name + " was imported"
+        assert "kenlm" in sys.modules and "faiss" in sys.modules  # the LM and the expander did run
+        sys.exit(code)
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip()  # a transcript came out

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vasr.kernels import dispatch
-from vasr.kernels.ctc_py import WordLM
+from vasr.kernels import WordLM
 
 SPACE = "\u2581"
 

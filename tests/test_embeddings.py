@@ -183,34 +183,35 @@ def test_cli_embed_build_and_neighbours(tmp_path, capsys):
 
 
 def test_rescorer_phonetic_term_prefers_the_hot_word(phon2vec):
-    from vasr.embeddings.rescore import Rescorer, RescoreWeights
+    from vasr.runtime.decode.rescore import PhoneticScorer, Rescorer, RescoreWeights
 
     alternatives = [("nhà tường mới", -2.0), ("nhà tưởng mới", -2.2), ("nhà biển mới", -2.1)]
-    plain = Rescorer(RescoreWeights(phonetic=0.0), phon2vec=phon2vec, hotwords=["tưởng"]).rescore(alternatives)
+    hot = [PhoneticScorer(phon2vec, ["tưởng"])]
+    plain = Rescorer(RescoreWeights(phonetic=0.0), hot).rescore(alternatives)
     assert plain[0].text == "nhà tường mới"
-    ranked = Rescorer(RescoreWeights(phonetic=2.0), phon2vec=phon2vec, hotwords=["tưởng"]).rescore(alternatives)
+    ranked = Rescorer(RescoreWeights(phonetic=2.0), hot).rescore(alternatives)
     assert [s.text for s in ranked] == ["nhà tưởng mới", "nhà tường mới", "nhà biển mới"]
     assert ranked[0].phonetic == pytest.approx(1.0, abs=1e-5)
     assert 0.5 < ranked[1].phonetic < 0.99 and ranked[2].phonetic < ranked[1].phonetic
     # a two-word hot word is compared with two-word spans
-    two = Rescorer(RescoreWeights(phonetic=1.0), phon2vec=phon2vec, hotwords=["việt nam"])
-    assert two.phonetic(["người việt nam", "việt", ""]) == pytest.approx([1.0, 0.0, 0.0], abs=1e-5)
+    two = PhoneticScorer(phon2vec, ["việt nam"])
+    assert two.score(["người việt nam", "việt", ""]) == pytest.approx([1.0, 0.0, 0.0], abs=1e-5)
     # texts scored together get what each gets alone (spans never cross from one text to the next)
-    mixed = Rescorer(phon2vec=phon2vec, hotwords=["tưởng", "việt nam", "quốc gia yêu"])
+    mixed = PhoneticScorer(phon2vec, ["tưởng", "việt nam", "quốc gia yêu"])
     texts = _random_corpus(12, seed=3) + ["nam", "việt nam quốc"]
-    together = mixed.phonetic(texts)
-    assert together == pytest.approx([mixed.phonetic([t])[0] for t in texts], abs=1e-6)
+    together = mixed.score(texts)
+    assert together == pytest.approx([mixed.score([t])[0] for t in texts], abs=1e-6)
     assert together[-1] > 1.0  # "việt nam" exactly, plus a partial match of the three-word hot word
 
 
 def test_rescorer_semantic_term_follows_the_context():
-    from vasr.embeddings.rescore import Rescorer, RescoreWeights
+    from vasr.runtime.decode.rescore import Rescorer, RescoreWeights, SemanticScorer
 
     rng = random.Random(1)
     sentences = [f"tôi ăn {rng.choice(('cơm', 'phở', 'bún'))} ngon" for _ in range(200)]
     sentences += [f"tôi đến {rng.choice(('huế', 'vinh', 'sapa'))} chơi" for _ in range(200)]
     w2v = train_word2vec(sentences, Word2VecConfig(dim=24, window=2, epochs=10, sample=0.0))
     alternatives = [("tôi đến huế", -1.0), ("tôi ăn bún", -1.1)]
-    ranked = Rescorer(RescoreWeights(semantic=2.0), word2vec=w2v, context=["cơm phở ngon"]).rescore(alternatives)
+    ranked = Rescorer(RescoreWeights(semantic=2.0), [SemanticScorer(w2v, ["cơm phở ngon"])]).rescore(alternatives)
     assert ranked[0].text == "tôi ăn bún" and ranked[0].semantic > ranked[1].semantic
-    assert Rescorer(word2vec=w2v, context=["pizza"]).semantic("tôi ăn bún") == 0.0  # no known context word
+    assert SemanticScorer(w2v, ["pizza"]).score(["tôi ăn bún"]).tolist() == [0.0]  # no known context word

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from test_train import make_corpus, tiny_config
 
+from vasr.data.utterance import DataSource
 from vasr.db import store
 from vasr.db.schema import models, predictions
 from vasr.evaluate import EvalConfig, error_report, evaluate, strip_tone, tone_of
@@ -43,11 +44,11 @@ def trained(tmp_path):
     return db, manifest, result
 
 
-@pytest.mark.parametrize("beam", [0, 4])
+@pytest.mark.parametrize("beam", [1, 4])
 def test_evaluate_scores_and_stores_predictions(trained, beam):
     db, _, result = trained
-    report = evaluate(EvalConfig(checkpoint=str(result.run_dir / BEST), split="test", db=db, beam=beam))
-    assert report.utterances == 2 and report.decoder == ("greedy" if beam == 0 else "beam4")
+    report = evaluate(EvalConfig(checkpoint=str(result.run_dir / BEST), source=DataSource("test"), db=db, beam=beam))
+    assert report.utterances == 2 and report.decoder == ("greedy" if beam == 1 else "beam4")
     engine = store.connect(db)
     with engine.connect() as conn:
         rows = conn.execute(select(predictions).where(predictions.c.decoder == report.decoder,
@@ -66,7 +67,8 @@ def test_evaluate_scores_and_stores_predictions(trained, beam):
 
 def test_evaluate_a_manifest_without_storing(trained):
     db, manifest, result = trained
-    report = evaluate(EvalConfig(checkpoint=str(result.run_dir / BEST), manifest=str(manifest), db=db))
+    report = evaluate(EvalConfig(checkpoint=str(result.run_dir / BEST), source=DataSource(manifest=str(manifest)),
+                                 db=db))
     assert report.utterances == 10 and report.stored == 0
     assert report.cer.ref_len == sum(len(t) for t in ["xin chào", "cảm ơn bạn", "một hai ba", "tiếng việt",
                                                        "hòa bình", "người dân", "khỏe không", "bạn ơi",

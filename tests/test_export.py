@@ -35,12 +35,14 @@ def exported() -> dict:
     if ESPEAK is None:
         pytest.skip("espeak-ng is not installed")
     from vasr import config as cfg
-    from vasr.data.audio import load
+    from vasr.checkpoint import CHECKPOINT_FORMAT
+    from vasr.runtime.audio import load
+    from vasr.data.utterance import DataSource
     from vasr.export.onnx_export import ExportConfig, export
     from vasr.kernels import compute_fbank
     from vasr.model import CtcModel, ModelConfig, num_parameters
     from vasr.text.tokens import CharTokenizer
-    from vasr.train import CHECKPOINT_FORMAT, TrainConfig, tokenizer_state
+    from vasr.train import TrainConfig
 
     root = Path(tempfile.mkdtemp(prefix="vasr-export-fixture-"))
     waves, texts = [], []
@@ -80,11 +82,11 @@ def exported() -> dict:
     torch.set_num_threads(threads)
     checkpoint = root / "fixture.pt"
     torch.save({"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(config), "model": model.eval().state_dict(),
-                "tokenizer": tokenizer_state(tokenizer), "run_id": 0, "num_parameters": num_parameters(model)},
+                "tokenizer": tokenizer.to_state(), "run_id": 0, "num_parameters": num_parameters(model)},
                checkpoint)
     db = root / "vasr.db"
     report = export(ExportConfig(checkpoint=str(checkpoint), out_dir=str(root / "model"),
-                                 manifest=str(root / "test.csv"), db=str(db)))
+                                 gate=DataSource(manifest=str(root / "test.csv")), db=str(db)))
     return {"root": root, "checkpoint": checkpoint, "manifest": root / "test.csv", "db": db,
             "model_dir": root / "model", "report": report, "train_waves": waves, "train_texts": texts}
 
@@ -93,7 +95,7 @@ def _torch_and_onnx(fixture, waves, batched: bool):
     import onnxruntime as ort
 
     from vasr.kernels import compute_fbank
-    from vasr.train import load_checkpoint
+    from vasr.checkpoint import load_checkpoint
 
     model = load_checkpoint(fixture["checkpoint"]).model
     session = ort.InferenceSession(str(fixture["model_dir"] / "model.onnx"), providers=["CPUExecutionProvider"])
@@ -181,7 +183,7 @@ def test_a_named_variant_without_a_gate_set_warns_and_is_written(tmp_path):
     fixture = exported()
     with pytest.warns(UserWarning, match="without a CER check"):
         report = export(ExportConfig(checkpoint=str(fixture["checkpoint"]), out_dir=str(tmp_path / "m"),
-                                     variant="quint8-matmul", split=None, register=False))
+                                     variant="quint8-matmul", gate=None, register=False))
     assert report.variant == "quint8-matmul" and report.gate_passed is None
     assert (tmp_path / "m" / "model.int8.onnx").is_file()
     with pytest.raises(ValueError, match="unknown int8 variant"):

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from vasr.kernels import dispatch
-from vasr.lm import LN10, KenLMWordLM, LMConfig, build_lm, find_tool
+from vasr.lm import LMConfig, build_lm, find_tool
+from vasr.runtime.decode.lm import LN10, KenLMWordLM
 
 pytest.importorskip("kenlm")
 
@@ -136,11 +137,11 @@ def test_build_lm_needs_sentences(tmp_path):
 
 
 def test_rescorer_lm_term_reorders(lm):
-    from vasr.embeddings.rescore import Rescorer, RescoreWeights
+    from vasr.runtime.decode.rescore import LMScorer, Rescorer, RescoreWeights
 
     alternatives = [("ma", -1.0), ("mà", -1.3)]
-    assert [s.text for s in Rescorer(RescoreWeights(lm=0.0), lm).rescore(alternatives)] == ["ma", "mà"]
-    ranked = Rescorer(RescoreWeights(lm=0.5, word_bonus=0.1), lm).rescore(alternatives)
+    assert [s.text for s in Rescorer(RescoreWeights(lm=0.0), [LMScorer(lm)]).rescore(alternatives)] == ["ma", "mà"]
+    ranked = Rescorer(RescoreWeights(lm=0.5, word_bonus=0.1), [LMScorer(lm)]).rescore(alternatives)
     assert [s.text for s in ranked] == ["mà", "ma"]
     # mà: <s> mà (-0.2), </s> after mà by back-off (-0.2 - 0.5); ma: (-0.3 - 2.5), (-0.1 - 0.5)
     assert ranked[0].lm == pytest.approx(-0.9 * LN10) and ranked[1].lm == pytest.approx(-3.4 * LN10)

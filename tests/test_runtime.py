@@ -59,7 +59,7 @@ def test_runtime_runs_where_torch_cannot_be_imported(tmp_path):
 def test_ten_minutes_of_audio_streams_with_bounded_memory_and_cuts_at_pauses(tmp_path):
     """10 min: an utterance every 4 s (at 0.5 s into each period); chunks must be cut in the pauses,
     tile the file exactly, and word times must be global (inside their chunk's span)."""
-    from vasr.data.audio import load
+    from vasr.runtime.audio import load
 
     waves = [load(good(i)) for i in range(8)]
     period, lead, total = 4.0, 0.5, 600.0
@@ -99,7 +99,7 @@ def test_ten_minutes_of_audio_streams_with_bounded_memory_and_cuts_at_pauses(tmp
 
 
 def test_any_format_rate_and_channel_count_gives_the_same_text(tmp_path):
-    from vasr.data.audio import load
+    from vasr.runtime.audio import load
 
     wave = load(good(1))
     stereo = np.stack([wave, 0.5 * wave], axis=1)
@@ -118,7 +118,7 @@ def test_any_format_rate_and_channel_count_gives_the_same_text(tmp_path):
 
 
 def test_batched_and_one_by_one_give_the_same_fp32_transcripts():
-    from vasr.export.runtime import MODEL_FP32, Recognizer, RecognizerOptions
+    from vasr.runtime.recognizer import MODEL_FP32, Recognizer, RecognizerOptions
 
     paths = [str(good(i)) for i in range(8)]
     batched = Recognizer(exported()["model_dir"], RecognizerOptions(model_file=MODEL_FP32))
@@ -208,3 +208,99 @@ def test_hot_words_change_the_result_and_unusable_ones_warn(tmp_path):
     assert code == 0 and out == "xin chào\n"
     assert "hot words need beam search" in err
     assert "'wyz' ignored" in err and "'w'" in err
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module an import statement of ``path`` names, at any depth (function-level ones too)."""
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names)  # `from pkg import module`
+    return names
+
+
+def test_nothing_the_runtime_imports_reaches_torch_sqlalchemy_or_the_trainer():
+    """By construction: the closure of vasr modules that vasr.runtime imports, lazy imports
+    included, names no forbidden module."""
+    from importlib.util import find_spec
+
+    forbidden = ("torch", "sqlalchemy", "alembic", "vasr.train", "vasr.checkpoint", "vasr.db", "vasr.evaluate",
+                 "vasr.model", "vasr.export")
+    todo = [p for p in (REPO / "vasr" / "runtime").rglob("*.py")]
+    seen, reached = set(), {}
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for name in _imports(path):
+            if name.startswith(forbidden):
+                reached[name] = path.relative_to(REPO)
+            if name.startswith("vasr") and not name.startswith(forbidden):
+                try:
+                    spec = find_spec(name)
+                except ModuleNotFoundError:  # `from vasr.x import name`: a name, not a module
+                    continue
+                if spec is not None and spec.origin and spec.origin.endswith(".py"):
+                    todo.append(Path(spec.origin))
+    assert reached == {}
+    assert len(seen) > 15  # the walk did follow vasr's own modules (runtime, kernels, text, embeddings, data)
+
+
+def test_public_api_one_path_a_list_and_samples(tmp_path):
+    from vasr import Recognizer
+    from vasr.runtime.audio import AudioError, load
+
+    recognizer = Recognizer(exported()["model_dir"])
+    one = recognizer.transcribe(str(good(0)))
+    assert one.text == "xin chào" and recognizer.transcribe(good(0)).text == "xin chào"
+    assert [t.text for t in recognizer.transcribe([str(good(0)), str(good(3))])] == ["xin chào", "tiếng việt"]
+    with open(good(3), "rb") as fh:
+        assert recognizer.transcribe(fh).text == "tiếng việt"
+    # a waveform needs its rate; 44.1 kHz stereo is mixed and resampled, not misread
+    wave = load(good(0))
+    with pytest.raises(ValueError, match="needs its sample_rate"):
+        recognizer.transcribe(wave)
+    assert recognizer.transcribe(wave, sample_rate=16000).text == "xin chào"
+    high = load(good(0), rate=44100)
+    assert recognizer.transcribe(np.stack([high, high], axis=1), sample_rate=44100).text == "xin chào"
+    # one bad input raises naming it; in a list it is reported in place and the others go on
+    empty = tmp_path / "empty.wav"
+    sf.write(str(empty), np.zeros(0, np.float32), 16000)
+    with pytest.raises(AudioError, match="empty.wav"):
+        recognizer.transcribe(str(empty))
+    both = recognizer.transcribe([str(empty), str(good(0))])
+    assert both[0].error and "empty.wav" in both[0].error and both[1].text == "xin chào"
+    with pytest.raises(TypeError, match="expected a path"):
+        recognizer.transcribe(42)
+
+
+def test_model_dir_contracts_are_read_back(tmp_path):
+    import shutil
+
+    from vasr.runtime.recognizer import ModelDirError, Recognizer
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(exported()["model_dir"], model_dir)
+    config_path = model_dir / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    assert Recognizer(model_dir).frame_s == pytest.approx(0.04)
+    # a model with subsampling 2 has 20 ms frames: word times follow config.json, not a constant
+    config.update(subsampling_factor=2, frame_shift_s=0.02)
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    halved = Recognizer(model_dir).transcribe(good(0))
+    full = Recognizer(exported()["model_dir"]).transcribe(good(0))
+    assert [w.start for w in halved.words] == pytest.approx([w.start / 2 for w in full.words], abs=0.002)
+    config.update(frame_shift_s=0.04)
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(ModelDirError, match="frame_shift_s 0.04 disagrees"):
+        Recognizer(model_dir)
+    config.update(subsampling_factor=4, normalizer_version="0")
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    with pytest.warns(UserWarning, match="normaliser version 0, this vasr has 1"):
+        Recognizer(model_dir)

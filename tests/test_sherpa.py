@@ -40,7 +40,7 @@ def _vasr(model_dir, paths, *flags):
 @pytest.fixture(scope="module")
 def wavs16k(tmp_path_factory):
     """The held-out renderings at 16 kHz, float samples: both recognizers read identical samples."""
-    from vasr.data.audio import load
+    from vasr.runtime.audio import load
 
     fixture = exported()
     folder = tmp_path_factory.mktemp("wav16k")

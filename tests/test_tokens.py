@@ -120,6 +120,21 @@ def test_bpe_load_checks_tokens_txt(bpe, tmp_path):
         Tokenizer.load(tmp_path)
 
 
+def test_checkpoint_state_round_trip(bpe):
+    char = CharTokenizer.build(["ba bà", "bá"])
+    assert char.to_state() == {"kind": "char", "symbols": ["<blk>", "▁", "a", "b", "à", "á"]}
+    again = Tokenizer.from_state(char.to_state())
+    assert type(again) is CharTokenizer and again.symbols == char.symbols and again.encode("bà ba") == [3, 4, 1, 3, 2]
+    state = bpe.to_state()
+    assert sorted(state) == ["bpe_model", "kind", "symbols"] and state["kind"] == "bpe"
+    assert state["bpe_model"] == bpe._model_proto and state["symbols"] == bpe.symbols
+    again = Tokenizer.from_state(state)
+    assert type(again) is BpeTokenizer and again.symbols == bpe.symbols
+    assert again.encode(SENTENCES[3]) == bpe.encode(SENTENCES[3])
+    with pytest.raises(ValueError, match="unknown tokenizer kind 'word'"):
+        Tokenizer.from_state({"kind": "word", "symbols": ["<blk>"]})
+
+
 def test_bpe_training_is_deterministic(tmp_path):
     first = BpeTokenizer.train(SENTENCES, 60, tmp_path / "a")
     second = BpeTokenizer.train(list(SENTENCES), 60, tmp_path / "b")

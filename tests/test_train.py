@@ -1,4 +1,4 @@
-"""Training: batches, features identical to the runtime's, exact resume, database rows, DDP on gloo."""
+"""Training: batches, features identical to the runtime's, dither, exact resume, database rows, DDP on gloo."""
 from __future__ import annotations
 
 import csv
@@ -14,15 +14,16 @@ import torch
 from conftest import write_tone
 from sqlalchemy import select
 
-from vasr.data import audio
+from vasr.checkpoint import load_checkpoint
+from vasr.runtime import audio
 from vasr.data.augment import AugmentConfig, SpecAugmentConfig, SpeedConfig
 from vasr.data.dataset import DataConfig, BatchDataset, TargetEncoder, make_batches
 from vasr.db import runs, store
 from vasr.db.schema import data_augmentations, epoch_metrics, models, predictions, training_runs
-from vasr.kernels import compute_fbank
+from vasr.kernels import FbankOptions, compute_fbank
 from vasr.model import ModelConfig
 from vasr.text.tokens import CharTokenizer
-from vasr.train import BEST, LAST, OptimConfig, TrainConfig, Trainer, get_lr, load_checkpoint, train
+from vasr.train import BEST, LAST, OptimConfig, TrainConfig, get_lr, train
 
 # (transcript, split, speaker): 6 train, 2 val, 2 test utterances, speakers disjoint across splits
 CORPUS = [("xin chào", "train", "a"), ("cảm ơn bạn", "train", "a"), ("một hai ba", "train", "b"),
@@ -102,6 +103,25 @@ def test_training_features_are_the_runtime_fbank(sqlite_corpus):
         np.testing.assert_array_equal(batch["x"][k, :n].numpy(), expected)
     assert batch["targets"].tolist()[: batch["target_lens"][0]] == tokenizer.encode(records[0].text)
     assert batch["audio_s"] == pytest.approx(sum(r.duration_s for r in records), abs=1e-3)
+
+
+def test_dither_changes_training_features_only_when_set(sqlite_corpus):
+    engine = store.connect(sqlite_corpus)
+    with engine.connect() as conn:
+        records = runs.split_records(conn, "train")
+    assert DataConfig().fbank == FbankOptions() and DataConfig(dither=1e-3).fbank == FbankOptions(dither=1e-3)
+    make = lambda data, epoch=0: BatchDataset(records, [[0, 1]], None, fbank=data.fbank, epoch=epoch)[0]  # noqa: E731
+    plain, dithered = make(DataConfig()), make(DataConfig(dither=1e-3))
+    for k in range(2):
+        n = int(plain["x_lens"][k])
+        np.testing.assert_array_equal(plain["x"][k, :n].numpy(), compute_fbank(audio.load(records[k].path)))
+    assert torch.equal(plain["x_lens"], dithered["x_lens"])
+    for k in range(2):
+        n = int(plain["x_lens"][k])
+        assert bool((dithered["x"][k, :n] != plain["x"][k, :n]).any(dim=1).all())   # noise in every frame
+        assert torch.equal(dithered["x"][k, n:], plain["x"][k, n:])                  # padding untouched
+    assert torch.equal(dithered["x"], make(DataConfig(dither=1e-3))["x"])   # seeded: a resume sees the same
+    assert not torch.equal(dithered["x"], make(DataConfig(dither=1e-3), epoch=1)["x"])
 
 
 def test_augmented_batches_depend_on_seed_epoch_and_index_only(sqlite_corpus):
@@ -190,9 +210,8 @@ def _ddp_worker(rank: int, world: int, port: int, db: str, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank), GLOO_SOCKET_IFNAME="lo")
     torch.set_num_threads(1)
-    trainer = Trainer(tiny_config(db, Path(out)))
-    trainer.run()
-    torch.save(trainer.model.state_dict(), Path(out) / f"rank{rank}.pt")
+    result = train(tiny_config(db, Path(out)))
+    torch.save(result.model.state_dict(), Path(out) / f"rank{rank}.pt")
     torch.distributed.destroy_process_group()
 
 

@@ -20,14 +20,17 @@ import os
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-__all__ = ["BiasedCounts", "biased_counts", "word_errors", "BiasUtterance", "load_bias_split", "split_log_probs", "EvalConfig", "Row",
-           "evaluate", "format_table"]
+from vasr.data.utterance import DataSource, Utterance
+from vasr.runtime.decode import DecodeOptions
+
+__all__ = ["BiasedCounts", "biased_counts", "utterance_counts", "word_errors", "load_bias_split", "split_log_probs",
+           "EvalConfig", "Row", "evaluate", "format_table"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,11 @@ def biased_counts(ref: str, hyp: str, entities: Sequence[str], bias_list: Sequen
     return BiasedCounts(*counts)
 
 
+def utterance_counts(u: Utterance, hyp: str) -> BiasedCounts:
+    """``biased_counts`` of a hypothesis of a ``load_bias_split`` utterance."""
+    return biased_counts(u.text, hyp, u.custom["entities"], u.custom["bias_list"])
+
+
 def word_errors(ref: str, hyp: str) -> int:
     """Word-level edit distance of two normalised texts."""
     from vasr.kernels import edit_distance
@@ -98,36 +106,27 @@ def word_errors(ref: str, hyp: str) -> int:
     return edit_distance([ids[w] for w in ref_words], [ids[w] for w in hyp_words])
 
 
-@dataclass(frozen=True)
-class BiasUtterance:
-    audio_id: int
-    path: str
-    start_s: float
-    end_s: float | None
-    text: str  # normalised reference
-    entities: tuple[str, ...]  # bias-list phrases spoken in it
-    bias_list: tuple[str, ...]  # entities and distractors, in list order
+def load_bias_split(db: str | os.PathLike | None, source: DataSource = DataSource("test", "bias")) -> list[Utterance]:
+    """The utterances of a split with their bias lists in ``custom`` (``entities``: the phrases
+    spoken in it, ``bias_list``: entities and distractors in list order); ValueError when the split
+    is empty or has no bias lists (render one with ``vasr synth --bias``)."""
+    from vasr.db import store
+    from vasr.db.runs import load_utterances
 
-
-def load_bias_split(db: str | os.PathLike | None, split: str = "test", version: str = "bias") -> list[BiasUtterance]:
-    """The utterances of a split with their bias lists; ValueError when the split is empty or has
-    no bias lists (render one with ``vasr synth --bias``)."""
-    from vasr.db import runs, store
-
+    if source.manifest:
+        raise ValueError(f"{source.manifest}: bias lists live in the database; give a split (vasr synth --bias)")
+    utterances = load_utterances(source, db)
     engine = store.connect(db)
     with engine.connect() as conn:
-        records = runs.split_records(conn, split, version)
-        lists = store.bias_lists(conn, split, version)
+        lists = store.bias_lists(conn, source.split, source.version)
     engine.dispose()
-    if not records:
-        raise ValueError(f"split {split!r} of version {version!r} is empty (render one with `vasr synth --bias`)")
     if not lists:
-        raise ValueError(f"split {split!r} of version {version!r} has no bias lists (`vasr synth --bias` stores them)")
+        raise ValueError(f"{source.describe()} has no bias lists (`vasr synth --bias` stores them)")
     out = []
-    for r in records:
-        phrases = lists.get(r.audio_id, [])
-        out.append(BiasUtterance(r.audio_id, r.path, r.start_s, r.end_s, r.text,
-                                 tuple(p for p, entity in phrases if entity), tuple(p for p, _ in phrases)))
+    for u in utterances:
+        phrases = lists.get(u.audio_id, [])
+        out.append(replace(u, custom={"entities": tuple(p for p, entity in phrases if entity),
+                                      "bias_list": tuple(p for p, _ in phrases)}))
     return out
 
 
@@ -137,8 +136,7 @@ class EvalConfig:
 
     model_dir: Path  # written by vasr export
     db: str | None = None
-    split: str = "test"
-    split_version: str = "bias"
+    source: DataSource = DataSource("test", "bias")  # a split with bias lists (vasr synth --bias)
     beam: int = 8
     lm: Path | None = None  # vasr lm build's lm.bin (rows with "LM" are skipped without it)
     embeddings: Path | None = None  # vasr embed build's directory (the rescoring row needs it or an LM)
@@ -156,11 +154,11 @@ class Row:
     examples: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # (reference, hypothesis)
 
 
-def split_log_probs(model_dir: str | os.PathLike, utterances: Sequence[BiasUtterance], fp32: bool = False,
+def split_log_probs(model_dir: str | os.PathLike, utterances: Sequence[Utterance], fp32: bool = False,
                     threads: int = 1) -> tuple[list[np.ndarray], object]:
     """(float32 (T, V) log-probs per utterance, the ``Recognizer``) of an exported model."""
-    from vasr.data.audio import load
-    from vasr.export.runtime import MODEL_FP32, MODEL_INT8, Recognizer, RecognizerOptions
+    from vasr.runtime.audio import load
+    from vasr.runtime.recognizer import MODEL_FP32, MODEL_INT8, Recognizer, RecognizerOptions
 
     recognizer = Recognizer(model_dir, RecognizerOptions(model_file=MODEL_FP32 if fp32 else MODEL_INT8,
                                                          threads=threads))
@@ -172,9 +170,7 @@ def split_log_probs(model_dir: str | os.PathLike, utterances: Sequence[BiasUtter
 
 def evaluate(config: EvalConfig) -> list[Row]:
     """The five decoders on the split's log-probs (a row is skipped when its model is missing)."""
-    from vasr.export.decoder import DecodeOptions, Decoder
-
-    utterances = load_bias_split(config.db, config.split, config.split_version)
+    utterances = load_bias_split(config.db, config.source)
     if config.limit:
         utterances = utterances[:config.limit]
     log_probs, recognizer = split_log_probs(config.model_dir, utterances, config.fp32, config.threads)
@@ -190,25 +186,24 @@ def evaluate(config: EvalConfig) -> list[Row]:
                        DecodeOptions(beam=config.beam, lm=lm, embeddings=emb), True))
     rows = []
     for name, options, biased in setups:
-        decoder = Decoder(config.model_dir, recognizer.symbols, options)
+        decoder = recognizer.decoder_for(options)
         total, seconds, rescore_s = BiasedCounts(), 0.0, 0.0
         examples = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a bias list's phrase the tokenizer cannot spell is skipped
             for u, lp in zip(tqdm(utterances, desc=name, unit="utt", disable=None), log_probs):
-                hotwords = [(p, None) for p in u.bias_list] if biased else None
+                hotwords = [(p, None) for p in u.custom["bias_list"]] if biased else None
                 start = time.perf_counter()
-                decoded = decoder.decode(lp, hotwords) if biased else decoder.decode(lp)
+                decoded = decoder.decode(lp, hotwords)
                 seconds += time.perf_counter() - start
                 rescore_s += decoded.second_pass_s
                 hyp = decoded.best.text.strip()
-                total = total + biased_counts(u.text, hyp, u.entities, u.bias_list)
+                total = total + utterance_counts(u, hyp)
                 if hyp != u.text and len(examples) < 5:
                     examples.append((u.text, hyp))
         n = max(1, len(utterances))
-        second_pass = decoder.prepared.second_pass is not None  # with an LM or embeddings
-        rows.append(Row(name, total, 1000 * seconds / n, 1000 * rescore_s / n if second_pass else None,
-                        tuple(examples)))
+        rows.append(Row(name, total, 1000 * seconds / n,
+                        1000 * rescore_s / n if decoder.settings.second_pass else None, tuple(examples)))
     return rows
 
 

@@ -35,7 +35,9 @@ def run_demo(config: DemoConfig) -> int:
     from vasr.db import store
     from vasr.evaluate import EvalConfig, evaluate
     from vasr.export.onnx_export import ExportConfig, export
-    from vasr.export.transcribe import TranscribeConfig, run
+    from vasr.data.utterance import DataSource
+    from vasr.db.runs import load_utterances
+    from vasr.runtime.transcribe import TranscribeConfig, run
     from vasr.train import TrainConfig, train
 
     out = Path(config.out_dir)
@@ -59,16 +61,16 @@ def run_demo(config: DemoConfig) -> int:
     print(f"run {result.run_id} {result.status}: {checkpoint}")
 
     _stage("3/6 evaluation on the test split (PyTorch)")
-    for beam in (0, config.beam):
-        print(evaluate(EvalConfig(checkpoint=checkpoint, split="test", beam=beam, db=db)).format())
+    for beam in (1, config.beam):
+        print(evaluate(EvalConfig(checkpoint=checkpoint, beam=beam, db=db)).format())
 
     _stage("4/6 export to ONNX (fp32 + int8 gated on the test split)")
     model_dir = out / "model"
-    print(export(ExportConfig(checkpoint=checkpoint, out_dir=str(model_dir), split="test", db=db)).format())
+    print(export(ExportConfig(checkpoint=checkpoint, out_dir=str(model_dir), db=db)).format())
 
     _stage("5/6 transcribe the test split with the int8 model (onnxruntime, no torch)")
-    status = run(TranscribeConfig(model_dir=str(model_dir), split="test", db=db,
-                                  out_dir=str(out / "transcripts")))
+    status = run(TranscribeConfig(model_dir=str(model_dir), out_dir=str(out / "transcripts")),
+                 utterances=load_utterances(DataSource("test"), db))
     _stage("6/6 contextual biasing: LM + embeddings, bias set, tuning on its val split, table on its test split")
     _biasing(config, out, model_dir, db)
     print(f"\ndemo finished in {(time.perf_counter() - started) / 60:.1f} min; transcripts in {out / 'transcripts'}")

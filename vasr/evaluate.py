@@ -1,7 +1,8 @@
 """Scoring a checkpoint: ``vasr eval --checkpoint CKPT --split test [--beam N] [--manifest FILE]``.
 
-The checkpoint transcribes a database split (or any CSV manifest), greedy or with the CTC prefix
-beam search kernel; CER and WER come from the Levenshtein kernel (jiwer 4's numbers). Each
+The checkpoint transcribes a database split (or any CSV manifest); its CTC output goes through the
+runtime's decoder (``vasr.runtime.decode.Decoder``: greedy or prefix beam search), the same one
+``vasr transcribe`` uses; CER and WER come from the Levenshtein kernel (jiwer 4's numbers). Each
 utterance's prediction is stored in the predictions table (database utterances only: a prediction
 row needs its audio row). The error report lists the most frequent word and character
 substitutions, the CER per speaker, and the word error rate per tone mark, with the share of
@@ -9,22 +10,24 @@ errors that only got the tone wrong.
 """
 from __future__ import annotations
 
+import math
 import time
 import unicodedata
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 
 import torch
 
+from vasr.checkpoint import load_checkpoint
 from vasr.data.audio import probe
 from vasr.data.dataset import BatchDataset, loader, make_batches
+from vasr.data.utterance import DataSource
 from vasr.db import runs, store
-from vasr.db.runs import SplitRecord
-from vasr.kernels.ctc_py import WORD_SPACE
-from vasr.kernels import ErrorRate, align, corpus_cer, corpus_wer, ctc_greedy_search, ctc_prefix_beam_search
-from vasr.text.normalize import TONE_MARKS, normalize
-from vasr.train import load_checkpoint
+from vasr.db.runs import load_utterances
+from vasr.kernels import WORD_SPACE, ErrorRate, align, corpus_cer, corpus_wer
+from vasr.runtime.decode import DecodeSettings, Decoder
+from vasr.text.normalize import TONE_MARKS
+from vasr.tracker import checkpoint_model_id
 
 # combining tone mark -> tone name ("" = no mark)
 TONE_NAMES = {"": "ngang", "\u0300": "huyền", "\u0301": "sắc", "\u0309": "hỏi", "\u0303": "ngã",
@@ -34,10 +37,8 @@ TONE_NAMES = {"": "ngang", "\u0300": "huyền", "\u0301": "sắc", "\u0309": "h�
 @dataclass(frozen=True)
 class EvalConfig:
     checkpoint: str                      # a .pt written by python -m vasr.train
-    split: str = "test"                  # database split to score (ignored with a manifest)
-    split_version: str = "default"
-    manifest: str | None = None          # CSV manifest (file_path,transcript[,split][,speaker_id]) instead
-    beam: int = 0                        # 0 = greedy; N = prefix beam search with N prefixes
+    source: DataSource = DataSource()    # the database split (default: test) or a CSV manifest to score
+    beam: int = 1                        # 1 = greedy; N = prefix beam search with N prefixes
     db: str | None = None                # database (default: $VASR_DB or data/vasr.db)
     store: bool = True                   # write per-utterance predictions (database utterances only)
     max_frames: int = 30000              # padded fbank frames per inference batch
@@ -98,20 +99,6 @@ def strip_tone(word: str) -> str:
     return unicodedata.normalize("NFC", "".join(c for c in unicodedata.normalize("NFD", word) if c not in TONE_MARKS))
 
 
-def manifest_records(path: str | Path) -> list[SplitRecord]:
-    """The utterances of a CSV manifest, transcripts normalised as the importer does."""
-    from vasr.data.manifests import read_csv
-
-    entries, rejects = read_csv(Path(path))
-    if rejects:
-        raise ValueError(f"{path}: {len(rejects)} malformed row(s), first: {rejects[0].row_ref}: {rejects[0].reason}")
-    records = []
-    for e in entries:
-        duration = probe(e.path).duration_s
-        records.append(SplitRecord(None, str(e.path), 0.0, duration, duration, e.speaker, normalize(e.transcript)))
-    return records
-
-
 def error_report(refs: list[str], hyps: list[str], speakers: list[str | None], top: int) -> dict:
     """Word/character substitution counts, CER per speaker and word errors per tone."""
     words, chars, tones = Counter(), Counter(), defaultdict(lambda: [0, 0, 0])
@@ -147,18 +134,11 @@ def error_report(refs: list[str], hyps: list[str], speakers: list[str | None], t
 def evaluate(config: EvalConfig) -> EvalReport:
     """Transcribe and score the split or manifest of ``config``; store predictions when asked."""
     loaded = load_checkpoint(config.checkpoint, config.device)
-    engine = None
-    if config.manifest:
-        records = manifest_records(config.manifest)
-    else:
-        engine = store.connect(config.db)
-        with engine.connect() as conn:
-            records = runs.split_records(conn, config.split, config.split_version)
-    if not records:
-        raise ValueError(f"nothing to evaluate: split {config.split!r} of version {config.split_version!r} is empty"
-                         if not config.manifest else f"{config.manifest}: no utterances")
-    decoder = f"beam{config.beam}" if config.beam > 0 else "greedy"
-    symbols = loaded.tokenizer.symbols
+    records = load_utterances(config.source, config.db)
+    if config.source.manifest:  # batching goes by duration: probe the files the manifest lists
+        records = [replace(r, duration_s=probe(r.path).duration_s) for r in records]
+    name = f"beam{config.beam}" if config.beam > 1 else "greedy"
+    decoder = Decoder(loaded.tokenizer.symbols, DecodeSettings(beam=config.beam), loaded.tokenizer)
     batches = make_batches([r.duration_s for r in records], config.max_frames, 0, 0, shuffle=False)
     results: dict[int, tuple[str, float, float]] = {}        # record index -> text, confidence, seconds
     start = time.perf_counter()
@@ -169,36 +149,25 @@ def evaluate(config: EvalConfig) -> EvalReport:
         lp = log_probs.cpu().numpy()
         for k, index in enumerate(indices):
             frames = lp[k, : int(lens[k])]
-            if config.beam > 0:
-                hyp = ctc_prefix_beam_search(frames, beam=config.beam, nbest=1, symbols=symbols)[0]
-            else:
-                hyp = ctc_greedy_search(frames, symbols=symbols)
-            confidence = float(torch.tensor(hyp.acoustic / max(1, len(frames))).exp())
-            results[index] = (hyp.text, confidence, 0.0)
+            best = decoder.decode(frames).best
+            results[index] = (best.text, math.exp(best.acoustic / max(1, len(frames))), 0.0)
         share = (time.perf_counter() - t0) / len(indices)
         results.update({i: (*results[i][:2], share) for i in indices})
     seconds = time.perf_counter() - start
     refs = [r.text for r in records]
     hyps = [results[i][0] for i in range(len(records))]
-    report = EvalReport(decoder, len(records), sum(r.duration_s for r in records), seconds,
+    report = EvalReport(name, len(records), sum(r.duration_s for r in records), seconds,
                         corpus_cer(refs, hyps), corpus_wer(refs, hyps),
                         **error_report(refs, hyps, [r.speaker for r in records], config.top))
-    if config.store and engine is not None:
+    if config.store and not config.source.manifest:
+        engine = store.connect(config.db)
         model_id = checkpoint_model_id(engine, loaded, config.checkpoint)
         rows = [{"model_id": model_id, "audio_id": r.audio_id, "text": hyps[i], "reference": r.text,
-                 "decoder": decoder, "confidence": results[i][1], "inference_time_s": results[i][2],
+                 "decoder": name, "confidence": results[i][1], "inference_time_s": results[i][2],
                  "cer": corpus_cer([r.text], [hyps[i]]).rate, "wer": corpus_wer([r.text], [hyps[i]]).rate}
                 for i, r in enumerate(records)]
         runs.add_predictions(engine, rows)
-        report.stored = len(rows)
-    if engine is not None:
         engine.dispose()
+        report.stored = len(rows)
     return report
 
-
-def checkpoint_model_id(engine, loaded, checkpoint: str) -> int:
-    """The models row of this checkpoint in this database (registered now if the run was elsewhere)."""
-    path = str(Path(checkpoint).resolve())
-    version = f"run{loaded.raw['run_id']}:{Path(path).stem}"
-    return runs.checkpoint_model_id(engine, path, loaded.config.name, version, loaded.config.model.architecture,
-                                    loaded.raw["config"], loaded.raw["num_parameters"])

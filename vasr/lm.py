@@ -1,45 +1,31 @@
-"""The n-gram word language model: built with KenLM's ``lmplz``, queried with the ``kenlm`` module,
-and fused into the CTC prefix beam search at word boundaries.
+"""Building the n-gram word language model with KenLM's ``lmplz`` (``vasr lm build``); the query
+half that decoding uses is ``vasr.runtime.decode.lm``.
 
-Build: ``build_lm(config, engine)`` writes the corpus (database transcripts of a split plus optional
+``build_lm(config, engine)`` writes the corpus (database transcripts of a split plus optional
 extra text, normalised: ``vasr.embeddings.build.corpus_sentences``) one sentence per line, runs
 ``lmplz`` (modified Kneser-Ney, the ``--discount_fallback`` for small corpora) to ``lm.arpa`` and
 ``build_binary`` to ``lm.bin`` (faster to load). ``lmplz`` is not on PyPI: it is compiled from the
 kenlm sources (the PyPI sdist) with Debian's boost (libboost-program-options-dev, -system-dev,
 -thread-dev, zlib1g-dev); it is found on $PATH, beside the Python executable, or at
 ``$VASR_LMPLZ``.
-
-Query: ``KenLMWordLM`` implements ``vasr.kernels.ctc_py.WordLM``: a word (token ids from a word
-boundary to the next) is detokenised to text and scored with ``kenlm.Model.BaseScore``; KenLM
-returns log10, the search wants natural logs, so scores are multiplied by ln 10.
-
-Hot words: a name the LM never saw would be charged the ``<unk>`` probability, which says nothing
-about the name and works against biasing. ``with_hotwords(phrases)`` gives a view of the same model
-in which the hot words' out-of-vocabulary words are free (score 0; the words after them back off as
-after any unknown word); words the LM knows keep their scores.
 """
 from __future__ import annotations
 
-import copy
-import math
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine
 
 from vasr.embeddings.build import corpus_sentences
-from vasr.kernels.ctc_py import WordLM, tokens_to_text
 
-__all__ = ["LMConfig", "LMReport", "find_tool", "build_lm", "KenLMWordLM"]
+__all__ = ["LMConfig", "LMReport", "find_tool", "build_lm"]
 
-LN10 = math.log(10.0)  # KenLM scores are log10; the decoder works in nats
 LMPLZ_ENV = "VASR_LMPLZ"
 
 
@@ -131,64 +117,3 @@ def build_lm(config: LMConfig, engine: Engine | None = None) -> LMReport:
         if done.returncode != 0:
             raise RuntimeError(f"build_binary failed: {done.stderr.decode(errors='replace')[-2000:]}")
     return LMReport(len(sentences), arpa, binary, _arpa_counts(arpa), time.perf_counter() - start)
-
-
-class KenLMWordLM(WordLM):
-    """A KenLM model as the beam search's word LM (scores in nats).
-
-    States are ``kenlm.State`` objects, never mutated after they are returned. A word's text is its
-    tokens detokenised (``▁`` stripped); a "word" of no letters (e.g. a lone ``▁``) scores 0 and
-    keeps the state.
-    """
-
-    def __init__(self, path: str | os.PathLike, symbols: Sequence[str] = ()):
-        """path: an ARPA or KenLM binary file; symbols: token id -> symbol (the model's tokens.txt;
-        not needed for ``sentence_score`` alone)."""
-        import kenlm
-
-        self._kenlm = kenlm
-        self.model = kenlm.Model(str(path))
-        self.symbols = list(symbols)
-        self._text: dict[tuple[int, ...], str] = {}
-        self.free: frozenset[str] = frozenset()  # words scored 0 (out-of-vocabulary hot-word words)
-
-    def with_hotwords(self, phrases: Sequence[str]) -> KenLMWordLM:
-        """A view sharing this model in which the words of ``phrases`` (normalised) that the LM does
-        not know score 0 instead of the ``<unk>`` probability."""
-        view = copy.copy(self)
-        view.free = frozenset(w for p in phrases for w in p.split() if w not in self.model)
-        return view
-
-    def initial_state(self):
-        state = self._kenlm.State()
-        self.model.BeginSentenceWrite(state)
-        return state
-
-    def word_text(self, word: tuple[int, ...]) -> str:
-        text = self._text.get(word)
-        if text is None:
-            text = self._text[word] = tokens_to_text(word, self.symbols).strip()
-        return text
-
-    def score(self, state, word: tuple[int, ...]):
-        text = self.word_text(word)
-        if not text:
-            return 0.0, state
-        out = self._kenlm.State()
-        score = self.model.BaseScore(state, text, out)
-        return (0.0 if text in self.free else LN10 * score), out
-
-    def final(self, state) -> float:
-        return LN10 * self.model.BaseScore(state, "</s>", self._kenlm.State())
-
-    def sentence_score(self, text: str) -> float:
-        """ln P(text) with sentence start and end (for N-best rescoring); free words add 0."""
-        if not self.free:
-            return LN10 * self.model.score(text, bos=True, eos=True)
-        state, total = self.initial_state(), 0.0
-        for word in text.split():
-            out = self._kenlm.State()
-            score = self.model.BaseScore(state, word, out)
-            total += 0.0 if word in self.free else score
-            state = out
-        return LN10 * (total + self.model.BaseScore(state, "</s>", self._kenlm.State()))

@@ -198,5 +198,12 @@ class CtcModel(nn.Module):
         return torch.log_softmax(logits.float(), dim=-1), lengths
 
 
+def ctc_loss_sum(log_probs: torch.Tensor, targets: torch.Tensor, out_lens: torch.Tensor,
+                 target_lens: torch.Tensor) -> torch.Tensor:
+    """Summed CTC loss (nats) of log_probs (N, T', V) against the concatenated targets; blank 0."""
+    return F.ctc_loss(log_probs.float().transpose(0, 1), targets, out_lens, target_lens, blank=0,
+                      reduction="sum", zero_infinity=True)
+
+
 def num_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

@@ -12,7 +12,7 @@ The objective is the contextual-biasing target: the lowest corpus WER among the 
 U-WER (words outside the spoken entities) stays within ``u_wer_tolerance`` of plain beam search
 without hot words — boosting names must not cost the other words. When no setting keeps that
 promise, the lowest-WER one is taken and the report says so. Ties go to the first in grid order.
-The result is written to ``decode.json`` (``vasr.export.decoder.Tuned``) with the figures of the
+The result is written to ``decode.json`` (``vasr.runtime.decode.Tuned``) with the figures of the
 untuned defaults beside it; ``vasr transcribe`` and ``vasr bias-eval`` read it from there.
 """
 from __future__ import annotations
@@ -27,8 +27,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from vasr.biasing import biased_counts, load_bias_split, split_log_probs
-from vasr.embeddings.rescore import RescoreWeights
+from vasr.biasing import load_bias_split, split_log_probs, utterance_counts
+from vasr.data.utterance import DataSource
+from vasr.kernels import DEFAULT_BOOST
+from vasr.runtime.decode import DecodeOptions, Tuned, write_tuned
+from vasr.runtime.decode.rescore import RescoreWeights, combine
+from vasr.runtime.decode.settings import DEFAULT_LM_WEIGHT
 
 __all__ = ["TuneConfig", "TuneResult", "tune"]
 
@@ -39,8 +43,7 @@ class TuneConfig:
 
     model_dir: Path
     db: str | None = None
-    split: str = "val"
-    split_version: str = "bias"
+    source: DataSource = DataSource("val", "bias")  # a split with bias lists (vasr synth --bias)
     beam: int = 8
     lm: Path | None = None  # lm.bin: tunes fusion and the LM rescoring weight
     embeddings: Path | None = None  # vasr embed build directory: tunes the phonetic weight and threshold
@@ -59,7 +62,7 @@ class TuneConfig:
 
 @dataclass(frozen=True)
 class TuneResult:
-    tuned: object  # vasr.export.decoder.Tuned, as written
+    tuned: Tuned  # as written
     path: Path  # decode.json
     report: dict  # the figures also stored in decode.json
     settings_tried: int
@@ -81,36 +84,33 @@ class TuneResult:
 class _Candidates:
     """One utterance's second-pass candidates under one first-pass setting."""
 
-    terms: np.ndarray  # (n, 5): acoustic, lm, semantic, phonetic, words
+    terms: np.ndarray  # (n, 5) in rescore.TERMS order
     errors: np.ndarray  # (n, 2) word errors against the reference: unbiased, biased
     cosine: np.ndarray  # (n,) least expansion cosine (1.0 for a first-pass alternative)
 
 
 def _errors(u, text: str) -> tuple[int, int]:
-    counts = biased_counts(u.text, text, u.entities, u.bias_list)
+    counts = utterance_counts(u, text)
     return counts.unbiased_errors, counts.biased_errors
 
 
 def _pick(candidates: list[_Candidates], weights: RescoreWeights, threshold: float) -> np.ndarray:
-    """Summed (unbiased, biased) errors of the best-scoring candidate of every utterance, the
-    candidates' terms (``_Candidates.terms`` order) weighted as ``Rescorer.score`` weighs them."""
-    vector = np.array([weights.acoustic, weights.lm, weights.semantic, weights.phonetic, weights.word_bonus])
+    """Summed (unbiased, biased) errors of the best-scoring candidate of every utterance under
+    ``weights`` (the second pass's own ``combine``)."""
     total = np.zeros(2, dtype=np.int64)
     for c in candidates:
-        scores = c.terms @ vector
+        scores = combine(c.terms, weights)
         scores[c.cosine < threshold] = -np.inf  # substitutions below the threshold are not proposed
         total += c.errors[int(np.argmax(scores))]
     return total
 
 
 def _collect(decoder, log_probs: Sequence[np.ndarray], utterances, boost: float) -> list[_Candidates]:
+    """Every utterance's second-pass candidates, decoded with its bias list at ``boost``."""
     out = []
     for u, lp in zip(utterances, log_probs):
-        prepared = decoder.prepare([(p, boost) for p in u.bias_list])
-        hyps = decoder.search(lp, prepared, decoder.beam)
-        ranked = prepared.second_pass.rank(lp, [(h.tokens, h.acoustic) for h in hyps])
-        terms = np.array([[c.scored.acoustic, c.scored.lm, c.scored.semantic, c.scored.phonetic, c.scored.words]
-                          for c in ranked])
+        ranked = decoder.decode(lp, [(p, boost) for p in u.custom["bias_list"]]).candidates
+        terms = np.array([c.scored.terms for c in ranked])
         errors = np.array([_errors(u, c.text) for c in ranked])
         cosine = np.array([min((p.cosine for p in c.substituted), default=1.0) for c in ranked])
         out.append(_Candidates(terms, errors, cosine))
@@ -141,23 +141,19 @@ def _better(errors: np.ndarray, than: np.ndarray, u_limit: float) -> bool:
 
 def tune(config: TuneConfig) -> TuneResult:
     """Search the grids on the split and write decode.json."""
-    from vasr.export.decoder import DEFAULT_LM_WEIGHT, DecodeOptions, Decoder, Tuned, write_tuned
-    from vasr.kernels.ctc_py import DEFAULT_BOOST
-
     start = time.perf_counter()
     lm = str(config.lm) if config.lm else None
     emb = str(config.embeddings) if config.embeddings else None
     if not (lm or emb):
         raise ValueError("nothing to tune the second pass with: give --lm and/or --embeddings")
-    utterances = load_bias_split(config.db, config.split, config.split_version)
+    utterances = load_bias_split(config.db, config.source)
     log_probs, recognizer = split_log_probs(config.model_dir, utterances, config.fp32, config.threads)
-    counts = [biased_counts(u.text, u.text, u.entities, u.bias_list) for u in utterances]
+    counts = [utterance_counts(u, u.text) for u in utterances]
     unbiased_words = sum(c.unbiased_words for c in counts)
     words = unbiased_words + sum(c.biased_words for c in counts)
     # the reference point of the U-WER promise: beam search without hot words, LM or second pass
-    plain = Decoder(config.model_dir, recognizer.symbols, DecodeOptions(beam=config.beam))
-    base = np.sum([_errors(u, plain.search(lp, plain.prepared, 1)[0].text) for u, lp in zip(utterances, log_probs)],
-                  axis=0)
+    plain = recognizer.decoder_for(DecodeOptions(beam=config.beam))
+    base = np.sum([_errors(u, plain.decode(lp).best.text) for u, lp in zip(utterances, log_probs)], axis=0)
     u_limit = base[0] + config.u_wer_tolerance * unbiased_words
     fusion = list(itertools.product(config.lm_weights, config.fusion_bonuses)) if lm else [(0.0, 0.0)]
     first_passes = [(b, w, f) for w, f in fusion for b in config.boosts]
@@ -168,9 +164,9 @@ def tune(config: TuneConfig) -> TuneResult:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # bias-list phrases the tokenizer cannot spell are skipped
         for boost, lm_weight, bonus in tqdm(first_passes, desc="tune", unit="setting", disable=None):
-            decoder = Decoder(config.model_dir, recognizer.symbols,
-                              DecodeOptions(beam=config.beam, lm=lm, lm_weight=lm_weight, word_bonus=bonus,
-                                            embeddings=emb, expand_threshold=min(config.thresholds)))
+            decoder = recognizer.decoder_for(DecodeOptions(beam=config.beam, lm=lm, lm_weight=lm_weight,
+                                                           word_bonus=bonus, embeddings=emb,
+                                                           expand_threshold=min(config.thresholds)))
             results[(boost, lm_weight, bonus)] = _collect(decoder, log_probs, utterances, boost)
     defaults = Tuned()
     default_errors = _pick(results[default_pass], defaults.rescore, defaults.expand_threshold)
@@ -187,7 +183,7 @@ def tune(config: TuneConfig) -> TuneResult:
         return {"wer": float(e.sum()) / max(1, words), "u_wer": float(e[0]) / max(1, unbiased_words),
                 "b_wer": float(e[1]) / max(1, words - unbiased_words)}
 
-    report = {"split": config.split, "split_version": config.split_version, "utterances": len(utterances),
+    report = {"split": config.source.split, "split_version": config.source.version, "utterances": len(utterances),
               "words": words, "beam": config.beam, "lm": lm, "embeddings": emb, "beam_search": rates(base),
               "defaults": rates(default_errors), "tuned": rates(errors),
               "u_wer_tolerance": config.u_wer_tolerance, "u_wer_promise_kept": bool(errors[0] <= u_limit),

@@ -1,6 +1,5 @@
-"""Reading audio: header probing, content hashing, and decoding to 16 kHz mono float32.
-
-soundfile (libsndfile >= 1.1) reads WAV, FLAC, OGG/Vorbis/Opus and MP3; soxr resamples.
+"""What importing audio needs beside decoding: header probing and content hashing. Decoding to 16 kHz
+mono float32 (``load``, ``resample``) is the runtime's (``vasr.runtime.audio``).
 """
 from __future__ import annotations
 
@@ -8,16 +7,11 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
-import soxr
 
-TARGET_RATE = 16000            # Hz, the rate every model and feature in vasr works at
+from vasr.runtime.audio import AudioError
+
 _HASH_BLOCK = 1 << 20          # bytes read per step when hashing
-
-
-class AudioError(ValueError):
-    """An audio file that cannot be used; the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -53,33 +47,3 @@ def sha256_file(path: str | Path) -> str:
         while block := fh.read(_HASH_BLOCK):
             digest.update(block)
     return digest.hexdigest()
-
-
-def load(path: str | Path, start_s: float = 0.0, end_s: float | None = None,
-         rate: int = TARGET_RATE) -> np.ndarray:
-    """Samples of ``path`` between ``start_s`` and ``end_s`` (seconds), mixed to mono and resampled.
-
-    Returns float32 (S,) in [-1, 1] at ``rate`` Hz.
-    """
-    path = Path(path)
-    try:
-        with sf.SoundFile(str(path)) as fh:
-            source_rate = fh.samplerate
-            first = int(round(start_s * source_rate))
-            last = fh.frames if end_s is None else min(fh.frames, int(round(end_s * source_rate)))
-            if first < 0 or first >= last:
-                raise AudioError(f"{path}: empty segment {start_s:.3f}-{end_s} s")
-            fh.seek(first)
-            samples = fh.read(last - first, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioError(f"{path}: unreadable audio ({exc})") from exc
-    mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
-    return resample(mono, source_rate, rate)
-
-
-def resample(samples: np.ndarray, source_rate: int, rate: int = TARGET_RATE) -> np.ndarray:
-    """float32 (S,) at ``source_rate`` -> float32 at ``rate`` (soxr, high quality)."""
-    samples = np.ascontiguousarray(samples, dtype=np.float32)
-    if source_rate == rate:
-        return samples
-    return soxr.resample(samples, source_rate, rate, quality="HQ").astype(np.float32, copy=False)

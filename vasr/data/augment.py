@@ -16,7 +16,7 @@ import numpy as np
 import soxr
 from scipy import signal
 
-from vasr.data.audio import TARGET_RATE
+from vasr.runtime.audio import TARGET_RATE
 
 NOISE_COLOURS = ("white", "pink", "brown")   # power spectrum slope 0, -1, -2 (per octave: 0, -3, -6 dB)
 RT60_DECAY_DB = 60.0                          # reverberation time = time for the tail to fall by 60 dB

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from vasr.data import audio
+from vasr.runtime import audio
 from vasr.data.augment import AugmentConfig, augment_wave, spec_augment
-from vasr.db.runs import SplitRecord
+from vasr.data.utterance import Utterance
 from vasr.kernels import FbankOptions, compute_fbank_batch
 from vasr.text.tokens import Tokenizer
 
@@ -34,6 +34,12 @@ class DataConfig:
     max_duration_s: float = 30.0         # longer training utterances are skipped
     dither: float = 0.0                  # fbank dither (std, waveform units) in training; 0 = off
     cmvn_utterances: int = 0             # training utterances the CMVN statistics use; 0 = all
+
+    @property
+    def fbank(self) -> FbankOptions:
+        """The features of training batches: the runtime's (DESIGN.md section 2) plus ``dither``,
+        drawn from each batch's own generator, so a resumed run sees the same noise."""
+        return FbankOptions(dither=self.dither)
 
 
 def frames_of(duration_s: float) -> int:
@@ -102,7 +108,7 @@ class TargetEncoder:
 class BatchDataset(Dataset):
     """Item i = the collated batch ``batches[i]``: a dict of tensors and lists (see ``collate``)."""
 
-    def __init__(self, records: Sequence[SplitRecord], batches: list[list[int]], encoder: TargetEncoder | None,
+    def __init__(self, records: Sequence[Utterance], batches: list[list[int]], encoder: TargetEncoder | None,
                  fbank: FbankOptions = FbankOptions(), augment: AugmentConfig | None = None,
                  seed: int = 0, epoch: int = 0, spec_fill: np.ndarray | None = None):
         self.records = records
@@ -130,7 +136,7 @@ class BatchDataset(Dataset):
         return collate(feats, targets, recs, sum(len(w) for w in waves) / audio.TARGET_RATE)
 
 
-def collate(feats: Sequence[np.ndarray], targets: Sequence[list[int]] | None, recs: Sequence[SplitRecord],
+def collate(feats: Sequence[np.ndarray], targets: Sequence[list[int]] | None, recs: Sequence[Utterance],
             audio_s: float) -> dict:
     """x float32 (N, T, F) padded with PAD_VALUE, x_lens int64 (N,), targets int64 (sum of lengths,),
     target_lens int64 (N,), records, audio_s (seconds of audio in the batch)."""
@@ -159,7 +165,7 @@ def _as_built(batch: dict) -> dict:
     return batch
 
 
-def compute_cmvn(records: Sequence[SplitRecord], fbank: FbankOptions = FbankOptions(),
+def compute_cmvn(records: Sequence[Utterance], fbank: FbankOptions = FbankOptions(),
                  limit: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Per-bin mean and standard deviation (float64 (F,) each) of the fbank of ``records``
     (the first ``limit`` when limit > 0), over every frame."""

@@ -16,10 +16,11 @@ from typing import Callable, Iterable
 from sqlalchemy import Connection, Engine
 from tqdm import tqdm
 
-from vasr.data.audio import AudioError, probe, sha256_file
+from vasr.data.audio import probe, sha256_file
+from vasr.runtime.audio import AudioError
 from vasr.db import store
 from vasr.data.manifests import READERS, Entry, Reject, read_csv, read_kaldi
-from vasr.db.store import Utterance
+from vasr.db.store import ImportRow
 from vasr.text.normalize import NORMALIZER_VERSION, normalize
 
 _SEGMENT_TOLERANCE_S = 0.01  # Kaldi segment ends may overshoot the file by rounding
@@ -91,7 +92,7 @@ def ingest(engine: Engine, source: str, location: str, entries: Iterable[Entry],
     (row_ref -> id, new or already present), to add rows that belong with the audio (such as bias
     lists); if it raises, nothing of the import is kept."""
     entries, rejects = list(entries), list(rejects)
-    candidates: list[Utterance] = []
+    candidates: list[ImportRow] = []
     first_of_key: dict[tuple[str, float, float], str] = {}
     hashes: dict[Path, str] = {}
     for entry in tqdm(entries, desc=f"checking {source}", unit="utt", leave=False,
@@ -121,7 +122,7 @@ def ingest(engine: Engine, source: str, location: str, entries: Iterable[Entry],
                         split_counts)
 
 
-def _check(entry: Entry, hashes: dict[Path, str], annotation_type: str, rejects: list[Reject]) -> Utterance | None:
+def _check(entry: Entry, hashes: dict[Path, str], annotation_type: str, rejects: list[Reject]) -> ImportRow | None:
     """The entry as a row to write, or None after appending why it cannot be imported."""
     def reject(reason: str) -> None:
         rejects.append(Reject(entry.row_ref, str(entry.path), reason))
@@ -145,7 +146,7 @@ def _check(entry: Entry, hashes: dict[Path, str], annotation_type: str, rejects:
     end = min(end, info.duration_s)
     if entry.path not in hashes:
         hashes[entry.path] = sha256_file(entry.path)
-    return Utterance(path=str(entry.path.resolve()), sha256=hashes[entry.path], start_s=round(entry.start_s, 6),
+    return ImportRow(path=str(entry.path.resolve()), sha256=hashes[entry.path], start_s=round(entry.start_s, 6),
                      end_s=round(end, 6), sample_rate=info.sample_rate, channels=info.channels, format=info.format,
                      raw_text=raw, normalized_text=normalized, normalizer_version=NORMALIZER_VERSION,
                      annotation_type=annotation_type, split=entry.split, speaker=entry.speaker,

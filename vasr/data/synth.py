@@ -25,7 +25,7 @@ import soundfile as sf
 from sqlalchemy import Engine
 from tqdm import tqdm
 
-from vasr.data.audio import TARGET_RATE, resample
+from vasr.runtime.audio import TARGET_RATE, resample
 from vasr.data.entities import PLACES, BiasItem, bias_items
 from vasr.data.importers import ImportOptions, ImportReport, ingest
 from vasr.data.manifests import Entry

@@ -1,18 +1,20 @@
 """Queries for training runs: the run row, per-epoch metrics, predictions, models, augmentations.
 
-A run is ``running`` only while its process lives: ``finish_run`` is called from the trainer's
-``finally`` path with ``completed``, ``stopped`` (Ctrl-C, a step limit) or ``failed`` (an exception,
+A run is ``running`` only while its process lives: the run tracker (``vasr.tracker``) calls
+``finish_run`` with ``completed``, ``stopped`` (Ctrl-C, a step limit) or ``failed`` (an exception,
 whose text goes to ``error``). Sort keys reach SQL only through the ``RUN_SORT_KEYS`` whitelist.
 """
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from vasr.data.utterance import DataSource, Utterance, manifest_utterances
 from vasr.db.schema import (RUN_STATUSES, audio_files, data_augmentations, data_splits, epoch_metrics, models,
                             predictions, training_runs, transcripts)
 
@@ -35,23 +37,11 @@ class EpochMetrics:
     duration_s: float | None
 
 
-@dataclass(frozen=True)
-class SplitRecord:
-    """One utterance of a split, as the dataset and the evaluator need it."""
-    audio_id: int | None       # None for utterances scored from a manifest outside the database
-    path: str
-    start_s: float
-    end_s: float
-    duration_s: float
-    speaker: str | None
-    text: str                  # normalised reference transcript
-
-
 def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def split_records(conn: Connection, split: str, version: str = "default") -> list[SplitRecord]:
+def split_records(conn: Connection, split: str, version: str = "default") -> list[Utterance]:
     """Every utterance of ``split`` in split ``version`` with its transcript, ordered by audio id."""
     rows = conn.execute(
         select(audio_files.c.id, audio_files.c.path, audio_files.c.start_s, audio_files.c.end_s,
@@ -60,7 +50,27 @@ def split_records(conn: Connection, split: str, version: str = "default") -> lis
         .join(data_splits, data_splits.c.audio_id == audio_files.c.id)
         .where(data_splits.c.split == split, data_splits.c.version == version)
         .order_by(audio_files.c.id)).all()
-    return [SplitRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
+    return [Utterance(str(r[0]), r[1], r[2], r[3], r[4], r[6], r[5], audio_id=r[0]) for r in rows]
+
+
+def load_utterances(source: DataSource, db: str | os.PathLike | None = None) -> list[Utterance]:
+    """The utterances of ``source`` (``db``: the database URL or path, default $VASR_DB or
+    data/vasr.db); ValueError naming the source when it has none."""
+    if source.manifest:
+        utterances = manifest_utterances(source.manifest)
+    else:
+        from vasr.db import store
+
+        engine = store.connect(db)
+        try:
+            with engine.connect() as conn:
+                utterances = split_records(conn, source.split, source.version)
+        finally:
+            engine.dispose()
+    if not utterances:
+        raise ValueError(f"{source.describe()} has no utterances")
+    return utterances
+
 
 
 def create_run(engine: Engine, name: str, config: dict, hyperparameters: dict, split_version: str,
@@ -129,17 +139,6 @@ def register_model(engine: Engine, name: str, version: str, architecture: str, c
 def model_by_checkpoint(conn: Connection, checkpoint_path: str) -> int | None:
     return conn.execute(select(models.c.id).where(models.c.checkpoint_path == checkpoint_path)
                         .order_by(models.c.id)).scalars().first()
-
-
-def checkpoint_model_id(engine: Engine, checkpoint_path: str, name: str, version: str, architecture: str,
-                        config: dict, num_parameters: int) -> int:
-    """The models row of the checkpoint at ``checkpoint_path`` (absolute), registered now when the run
-    that wrote it was tracked in another database."""
-    with engine.connect() as conn:
-        found = model_by_checkpoint(conn, checkpoint_path)
-    if found is not None:
-        return found
-    return register_model(engine, name, version, architecture, config, checkpoint_path, num_parameters)
 
 
 def set_onnx_path(engine: Engine, model_id: int, onnx_path: str) -> None:

@@ -86,7 +86,7 @@ def schema_revision(conn: Connection) -> str | None:
 # ---------------------------------------------------------------------------------------------- imports
 
 @dataclass(frozen=True)
-class Utterance:
+class ImportRow:
     """One row ready to be written: the audio (or a segment of it) and its reference transcript."""
     path: str
     sha256: str
@@ -118,7 +118,7 @@ def audio_ids(conn: Connection, keys: Iterable[tuple[str, float, float]]) -> dic
     return {k: v for k, v in found.items() if k in keys}
 
 
-def write_import(conn: Connection, source: str, location: str, utterances: Sequence[Utterance],
+def write_import(conn: Connection, source: str, location: str, utterances: Sequence[ImportRow],
                  rejects: Sequence[Reject], already_present: int, split_version: str) -> int:
     """Insert one import batch inside the caller's transaction; returns the import id."""
     import_id = conn.execute(insert(imports).values(

@@ -2,7 +2,7 @@
 
 ``tokens.txt`` (DESIGN.md section 2): UTF-8, one ``symbol id`` per line, every id 0..V-1, ``<blk>``
 at 0, no whitespace inside a symbol, a space written ``▁`` (U+2581). Text = the symbols concatenated,
-``▁`` -> space, outer spaces stripped (``vasr.kernels.ctc_py.tokens_to_text``, the same rule as
+``▁`` -> space, outer spaces stripped (``vasr.kernels.tokens_to_text``, the same rule as
 sherpa's), so ``decode(encode(t)) == t`` for every normalised ``t``.
 
 A directory saved by ``Tokenizer.save`` holds ``tokens.txt``, ``tokenizer.json`` (kind, vocabulary
@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from vasr.kernels.ctc_py import WORD_SPACE, tokens_to_text
+from vasr.kernels import WORD_SPACE, tokens_to_text
 from vasr.text.normalize import NORMALIZER_VERSION
 
 __all__ = ["BLANK", "UNK", "Tokenizer", "CharTokenizer", "BpeTokenizer", "read_tokens", "write_tokens"]
@@ -129,6 +129,19 @@ class Tokenizer(abc.ABC):
     def to_dict(self) -> dict:
         """What ``tokenizer.json`` and model metadata record about this tokenizer."""
         return {"kind": self.kind, "vocab_size": self.vocab_size, "normalizer_version": NORMALIZER_VERSION}
+
+    def to_state(self) -> dict:
+        """What a checkpoint stores to rebuild this tokenizer: its kind and symbols (BPE: the model too)."""
+        return {"kind": self.kind, "symbols": self.symbols}
+
+    @classmethod
+    def from_state(cls, state: dict) -> Tokenizer:
+        """The tokenizer of a checkpoint's ``to_state()`` entry; ValueError for an unknown kind."""
+        if state.get("kind") == BpeTokenizer.kind:
+            return BpeTokenizer(state["bpe_model"])
+        if state.get("kind") == CharTokenizer.kind:
+            return CharTokenizer(state["symbols"])
+        raise ValueError(f"unknown tokenizer kind {state.get('kind')!r} in a checkpoint")
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write ``tokens.txt`` and ``tokenizer.json`` (and the kind's own files) to ``directory``."""
@@ -263,6 +276,9 @@ class BpeTokenizer(Tokenizer):
 
     def to_dict(self) -> dict:
         return {**super().to_dict(), "model_file": BPE_MODEL_FILE}
+
+    def to_state(self) -> dict:
+        return {**super().to_state(), "bpe_model": self._model_proto}
 
     def _save_model(self, directory: Path) -> None:
         (directory / BPE_MODEL_FILE).write_bytes(self._model_proto)

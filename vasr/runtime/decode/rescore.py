@@ -1,52 +1,66 @@
-"""N-best rescoring: acoustic, language-model, semantic and phonetic evidence in one linear score.
+"""The second pass: N-best rescoring with acoustic, language-model, semantic and phonetic evidence in
+one linear score, and phonetic hot-word expansion.
 
-    score = α·acoustic + β·lm + γ·semantic + δ·phonetic + bonus·words
+    score = α·acoustic + β·lm + γ·semantic + δ·phonetic + bonus·words     (``combine``, the one formula)
 
 * acoustic: the first pass's CTC log-probability (nats), as the runtime writes it per alternative;
-* lm: ln P(text) under the n-gram model, sentence start and end included (``KenLMWordLM``);
+* lm: ln P(text) under the n-gram model, sentence start and end included (``LMScorer``);
 * semantic: cosine between the mean Word2Vec vector of the hypothesis's words and that of the
-  context (a sentence or phrase list); words outside the vocabulary are skipped, none at all gives 0;
+  context (a sentence or phrase list); words outside the vocabulary are skipped, none at all gives 0
+  (``SemanticScorer``);
 * phonetic: per hot word, the best Phon2Vec cosine between it and any span of as many words of the
   hypothesis, summed over hot words: a hypothesis that contains a hot word, or something that sounds
-  like it, scores higher;
+  like it, scores higher (``PhoneticScorer``);
 * words: the word count (a word-insertion bonus, as in shallow fusion).
 
-``SecondPass`` is the same scoring inside the recogniser: the first pass's alternatives of a chunk,
-plus the phonetic hot-word substitutions the ``HotwordExpander`` proposes for them, each scored
-against the chunk's CTC output (``ctc_log_likelihood``: the exact acoustic score of the substituted
-token sequence), ranked by the combined score.
+The lm, semantic and phonetic terms are ``Scorer`` objects (a small ABC: texts in, one float each
+out); a term without a scorer is 0. ``SecondPass`` is the same scoring inside the recogniser: the
+first pass's alternatives of a chunk, plus the phonetic hot-word substitutions the
+``HotwordExpander`` proposes for them, each scored against the chunk's CTC output
+(``ctc_log_likelihood``: the exact acoustic score of the substituted token sequence), ranked by the
+combined score.
 
 ``rescore_file`` reads the runtime's ``--format jsonl`` output (one transcript per line, each
 segment with its ``nbest`` list) and writes it back with every segment's alternatives re-ranked.
 """
 from __future__ import annotations
 
+import abc
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
-from vasr.embeddings.expand import HotwordExpander, Proposal
 from vasr.embeddings.vectors import Embeddings
-from vasr.kernels.ctc_py import WORD_SPACE, tokens_to_text
+from vasr.kernels import WORD_SPACE, ctc_log_likelihood, tokens_to_text
+from vasr.runtime.decode.expand import HotwordExpander, Proposal
 from vasr.text.normalize import normalize
 
-__all__ = ["RescoreWeights", "RescoreConfig", "Scored", "Rescorer", "Candidate", "word_spans", "SecondPass",
+__all__ = ["TERMS", "RescoreWeights", "RescoreConfig", "Scored", "Scorer", "LMScorer", "SemanticScorer",
+           "PhoneticScorer", "scorers", "combine", "Rescorer", "Candidate", "word_spans", "SecondPass",
            "rescore_file", "run"]
+
+TERMS = ("acoustic", "lm", "semantic", "phonetic", "words")  # the order of every terms vector
 
 
 @dataclass(frozen=True)
 class RescoreWeights:
-    """Weights of the rescoring terms (``vasr tune`` searches them on the dev split)."""
+    """Weights of the rescoring terms (``vasr tune`` searches them on the dev split), in TERMS order."""
 
     acoustic: float = 1.0  # α, per nat of CTC log-probability
     lm: float = 0.5  # β, per nat of n-gram log-probability
     semantic: float = 0.0  # γ, per unit of cosine similarity to the context
     phonetic: float = 0.0  # δ, per unit of summed best cosine to the hot words
     word_bonus: float = 0.0  # per word of the hypothesis
+
+
+def combine(terms: np.ndarray, weights: RescoreWeights) -> np.ndarray:
+    """The combined second-pass score of float64 (n, 5) ``terms`` (TERMS order): (n,)."""
+    return np.asarray(terms, dtype=np.float64) @ np.array(astuple(weights), dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -73,41 +87,77 @@ class Scored:
     words: int
     score: float
 
+    @property
+    def terms(self) -> tuple[float, ...]:
+        """The five terms in TERMS order."""
+        return self.acoustic, self.lm, self.semantic, self.phonetic, float(self.words)
 
-class Rescorer:
-    """Scores alternatives of one utterance; each model is optional (its term is 0 without it)."""
 
-    def __init__(self, weights: RescoreWeights = RescoreWeights(), lm=None, word2vec: Embeddings | None = None,
-                 phon2vec: Embeddings | None = None, context: Sequence[str] = (), hotwords: Sequence[str] = ()):
-        """lm: a ``vasr.lm.KenLMWordLM`` (or anything with ``sentence_score(text)`` in nats);
-        context: sentences or phrases (normalised) that the speech is about; hotwords: phrases."""
-        self.weights, self.lm, self.word2vec, self.phon2vec = weights, lm, word2vec, phon2vec
-        self._context = self._mean_word2vec(" ".join(context).split()) if word2vec is not None else None
-        # hot words grouped by word count: one (n, dim) matrix per length, scored against all spans at once
-        by_length: dict[int, list[np.ndarray]] = {}
-        if phon2vec is not None:
-            for h in dict.fromkeys(" ".join(h.split()) for h in hotwords):
-                if h:
-                    by_length.setdefault(len(h.split()), []).append(phon2vec.word_vector(h))
-        self._hotwords = {length: np.stack(rows) for length, rows in sorted(by_length.items())}
+class Scorer(abc.ABC):
+    """One term of the second pass (``term``: "lm", "semantic" or "phonetic")."""
 
-    def _mean_word2vec(self, words: list[str]) -> np.ndarray | None:
+    term: ClassVar[str]
+
+    @abc.abstractmethod
+    def score(self, texts: Sequence[str]) -> np.ndarray:
+        """float64 (len(texts),): the term of each hypothesis text (normalised, words split by spaces).
+        All alternatives of one utterance come in one call, so shared work is done once."""
+
+
+class LMScorer(Scorer):
+    """ln P(text) under a word LM with ``sentence_score(text)`` in nats (``KenLMWordLM``)."""
+
+    term = "lm"
+
+    def __init__(self, lm):
+        self.lm = lm
+
+    def score(self, texts: Sequence[str]) -> np.ndarray:
+        return np.array([self.lm.sentence_score(t) for t in texts], dtype=np.float64)
+
+
+class SemanticScorer(Scorer):
+    """Cosine between the mean Word2Vec vector of a text's known words and that of the context."""
+
+    term = "semantic"
+
+    def __init__(self, word2vec: Embeddings, context: Sequence[str]):
+        """context: sentences or phrases (normalised) that the speech is about."""
+        self.word2vec = word2vec
+        self._context = self._mean(" ".join(context).split())
+
+    def _mean(self, words: list[str]) -> np.ndarray | None:
         known = [w for w in words if w in self.word2vec]
         return self.word2vec.word_vector(" ".join(known)) if known else None
 
-    def semantic(self, text: str) -> float:
-        """Cosine between the hypothesis and the context (0 without either)."""
-        if self._context is None:
-            return 0.0
-        vector = self._mean_word2vec(text.split())
-        return 0.0 if vector is None else float(vector @ self._context)
+    def score(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros(len(texts))
+        if self._context is not None:
+            for i, text in enumerate(texts):
+                vector = self._mean(text.split())
+                out[i] = 0.0 if vector is None else float(vector @ self._context)
+        return out
 
-    def phonetic(self, texts: Sequence[str]) -> np.ndarray:
-        """Per text: the sum over hot words of the best cosine between the hot word and a span of as
-        many of the text's words (0 where no span is long enough), float64 (len(texts),).
 
-        All texts are scored together: the alternatives of one utterance share most of their words,
-        so each distinct word is looked up once and the spans of every text come from one prefix sum."""
+class PhoneticScorer(Scorer):
+    """Per text, the sum over hot words of the best Phon2Vec cosine between the hot word and a span
+    of as many of the text's words (0 where no span is long enough)."""
+
+    term = "phonetic"
+
+    def __init__(self, phon2vec: Embeddings, hotwords: Sequence[str]):
+        """hotwords: phrases (normalised); duplicates and empty ones are dropped."""
+        self.phon2vec = phon2vec
+        # hot words grouped by word count: one (n, dim) matrix per length, scored against all spans at once
+        by_length: dict[int, list[np.ndarray]] = {}
+        for h in dict.fromkeys(" ".join(h.split()) for h in hotwords):
+            if h:
+                by_length.setdefault(len(h.split()), []).append(phon2vec.word_vector(h))
+        self._hotwords = {length: np.stack(rows) for length, rows in sorted(by_length.items())}
+
+    def score(self, texts: Sequence[str]) -> np.ndarray:
+        """The alternatives of one utterance share most of their words, so each distinct word is
+        looked up once and the spans of every text come from one prefix sum."""
         out = np.zeros(len(texts))
         words = [t.split() for t in texts]
         vocabulary = list(dict.fromkeys(w for ws in words for w in ws))
@@ -133,19 +183,42 @@ class Rescorer:
             out[owners] += np.maximum.reduceat(cosines, first, axis=0).sum(axis=1)
         return out
 
+
+def scorers(lm=None, word2vec: Embeddings | None = None, phon2vec: Embeddings | None = None,
+            context: Sequence[str] = (), hotwords: Sequence[str] = ()) -> list[Scorer]:
+    """The built-in scorers for the models given (a term whose model or input is missing has none)."""
+    out: list[Scorer] = []
+    if lm is not None:
+        out.append(LMScorer(lm))
+    if word2vec is not None and context:
+        out.append(SemanticScorer(word2vec, context))
+    if phon2vec is not None and hotwords:
+        out.append(PhoneticScorer(phon2vec, hotwords))
+    return out
+
+
+class Rescorer:
+    """Scores the alternatives of one utterance: the acoustic and word-count terms, plus one term
+    per ``Scorer`` (at most one scorer per term)."""
+
+    def __init__(self, weights: RescoreWeights = RescoreWeights(), scorers: Sequence[Scorer] = ()):
+        self.weights = weights
+        self.scorers = {s.term: s for s in scorers}
+        if len(self.scorers) != len(scorers) or not set(self.scorers) <= set(TERMS[1:4]):
+            raise ValueError(f"one scorer per term of {TERMS[1:4]}, got {[s.term for s in scorers]}")
+
     def score(self, alternatives: Sequence[tuple[str, float]]) -> list[Scored]:
         """(text, acoustic nats) alternatives with their terms and combined score, in input order."""
-        w = self.weights
         texts = [text for text, _ in alternatives]
-        phonetic = self.phonetic(texts)
-        scored = []
-        for (text, acoustic), phon in zip(alternatives, phonetic.tolist()):
-            lm = self.lm.sentence_score(text) if self.lm is not None else 0.0
-            semantic, words = self.semantic(text), len(text.split())
-            total = (w.acoustic * acoustic + w.lm * lm + w.semantic * semantic + w.phonetic * phon
-                     + w.word_bonus * words)
-            scored.append(Scored(text, acoustic, lm, semantic, phon, words, total))
-        return scored
+        terms = np.zeros((len(texts), len(TERMS)))
+        terms[:, 0] = [acoustic for _, acoustic in alternatives]
+        terms[:, 4] = [len(t.split()) for t in texts]
+        for column, term in enumerate(TERMS[1:4], start=1):
+            if term in self.scorers and texts:
+                terms[:, column] = self.scorers[term].score(texts)
+        totals = combine(terms, self.weights)
+        return [Scored(text, *row[:4].tolist(), int(row[4]), float(total))
+                for text, row, total in zip(texts, terms, totals)]
 
     def rescore(self, alternatives: Sequence[tuple[str, float]]) -> list[Scored]:
         """(text, acoustic nats) alternatives, best combined score first (ties: input order)."""
@@ -209,8 +282,6 @@ class SecondPass:
     def rank(self, log_probs: np.ndarray, alternatives: Sequence[tuple[Sequence[int], float]]) -> list[Candidate]:
         """Candidates best first (ties: first-pass order). alternatives: the first pass's (token ids,
         acoustic nats), best first; log_probs: float32 (T, V) of the chunk."""
-        from vasr.kernels import ctc_log_likelihood
-
         candidates: list[tuple[tuple[int, ...], float, int, tuple[Proposal, ...]]] = []
         seen: set[tuple[int, ...]] = set()
         for i, (tokens, acoustic) in enumerate(alternatives):
@@ -274,7 +345,7 @@ def run(config: RescoreConfig) -> list[dict]:
     """Load the models ``config`` names and rescore its n-best file (``rescore_file``)."""
     lm = word2vec = phon2vec = None
     if config.lm is not None:
-        from vasr.lm import KenLMWordLM
+        from vasr.runtime.decode.lm import KenLMWordLM
 
         lm = KenLMWordLM(config.lm)
     if config.embeddings is not None:
@@ -282,6 +353,6 @@ def run(config: RescoreConfig) -> list[dict]:
         phon2vec = Embeddings.load(config.embeddings, "phon2vec") if config.hotwords else None
     elif config.context or config.hotwords:
         raise ValueError("context and hot words need embeddings (--embeddings DIR from vasr embed build)")
-    rescorer = Rescorer(config.weights, lm, word2vec, phon2vec, [normalize(c) for c in config.context],
-                        [normalize(h) for h in config.hotwords])
+    rescorer = Rescorer(config.weights, scorers(lm, word2vec, phon2vec, [normalize(c) for c in config.context],
+                                                [normalize(h) for h in config.hotwords]))
     return rescore_file(config.nbest, rescorer)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from vasr.export.runtime import Transcript, Word
+from vasr.runtime.recognizer import Transcript, Word
 
 FORMATS = ("text", "json", "jsonl", "srt", "vtt")
 CUE_MAX_S = 6.0           # a subtitle cue spans at most this many seconds ...

@@ -8,7 +8,7 @@ vectors; a hot word whose cosine with a span reaches ``threshold`` is proposed a
 that span. Spans may have a word more or fewer than the hot word, because a misheard name is often
 split or glued (``ánhnuyền`` for anh nguyễn).
 
-The expander only proposes; the second pass (``vasr.embeddings.rescore.SecondPass``) scores each
+The expander only proposes; the second pass (``vasr.runtime.decode.rescore.SecondPass``) scores each
 substituted hypothesis against the audio and keeps it only when the combined score says so.
 """
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """The torch-free recognizer: an exported model directory + onnxruntime + the vasr kernels.
 
+    from vasr import Recognizer
+    text = Recognizer("model/").transcribe("a.wav").text
+
 Imports numpy, onnxruntime, soundfile, soxr and vasr.kernels (and vasr's pure-Python text and
 embeddings packages) — never torch or sqlalchemy, so ``vasr transcribe`` starts in well under a
 second; kenlm, gensim and faiss only when an LM or embeddings are asked for.
@@ -7,46 +10,49 @@ second; kenlm, gensim and faiss only when an LM or embeddings are asked for.
 A model directory (written by ``vasr export``) holds ``model.onnx`` (fp32), ``model.int8.onnx``,
 ``tokens.txt`` and ``config.json``. Audio of any rate, channel count and format libsndfile reads is
 streamed, resampled to 16 kHz mono, cut at pauses into chunks of at most ``max_chunk_s``
-(``vasr.export.vad``), turned into fbank features by the kernel, batched (padded with -23.0259 as
-sherpa-onnx does; the model ignores the padding), run through the model and decoded by ``vasr.export.decoder``
-(greedy or prefix beam search with hot words and an LM, then optional N-best rescoring). Word times come from the
-token frame indices (one model frame = 40 ms) shifted by the chunk's offset in the file.
+(``vasr.runtime.vad``), turned into fbank features by the kernel, batched (padded with -23.0259 as
+sherpa-onnx does; the model ignores the padding), run through the model and decoded by
+``vasr.runtime.decode`` (greedy or prefix beam search with hot words and an LM, then optional N-best
+rescoring). Word times come from the token frame indices (one model frame = the fbank shift x the
+subsampling factor of ``config.json``, 40 ms for vasr's models) shifted by the chunk's offset in the file.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, overload
 
 import numpy as np
 import onnxruntime as ort
 
-from vasr.data.audio import TARGET_RATE, AudioError
-from vasr.embeddings.rescore import word_spans
-from vasr.export.decoder import Alternative, DecodeOptions, Decoder
-from vasr.export.vad import ChunkOptions, StreamStats, chunks, read_blocks
-from vasr.kernels import FbankOptions, Hypothesis, compute_fbank_batch
-from vasr.kernels.ctc_py import WORD_SPACE
+from vasr.kernels import WORD_SPACE, FbankOptions, Hypothesis, compute_fbank_batch
+from vasr.runtime.audio import TARGET_RATE, AudioError, StreamStats, read_blocks, resample
+from vasr.runtime.decode import Alternative, DecodeOptions, Decoder, read_tuned, resolve
+from vasr.runtime.decode.rescore import word_spans
+from vasr.runtime.vad import ChunkOptions, chunks
+from vasr.text.normalize import NORMALIZER_VERSION
 
 MODEL_FP32 = "model.onnx"
 MODEL_INT8 = "model.int8.onnx"
 TOKENS_FILE = "tokens.txt"
 CONFIG_FILE = "config.json"
-FRAME_S = 0.04               # seconds per model output frame: 10 ms fbank shift x subsampling 4
 PAD_VALUE = -23.0259         # log(1e-10): the feature value sherpa-onnx pads batches with
 MIN_CLIP_S = 0.07            # shorter clips are rejected: fewer than 7 fbank frames
 SILENCE_PEAK = 10 ** (-70 / 20)   # a file whose peak stays below -70 dBFS is called silent
-FBANK_FRAMES_PER_S = 100     # 10 ms shift
 INPUT_NAMES = ("x", "x_lens")
 OUTPUT_NAMES = ("log_probs", "log_probs_len")
 
 
-# a path, or (name, binary file object), or (name, float32 16 kHz mono samples), or (name, the
-# AudioError that already made the input unusable: it is reported in input order like the others)
+# what ``Recognizer.transcribe`` takes: a path, a binary file object, or samples (with a sample rate)
+Input = str | os.PathLike | BinaryIO | np.ndarray
+# what ``Recognizer.transcribe_iter`` takes: a path, or (name, binary file object), or (name, float32
+# 16 kHz mono samples), or (name, the AudioError that already made the input unusable: it is reported
+# in input order like the others)
 Source = str | os.PathLike | tuple[str, BinaryIO] | tuple[str, np.ndarray] | tuple[str, AudioError]
 
 
@@ -131,13 +137,40 @@ def read_model_dir(directory: str | os.PathLike, model_file: str = MODEL_INT8) -
     return model, symbols, config
 
 
+def model_frame_s(directory: str | os.PathLike, config: dict, fbank: FbankOptions) -> float:
+    """Seconds per model output frame: the fbank shift x ``config.json``'s ``subsampling_factor``
+    (which must agree with its ``frame_shift_s`` where given); ModelDirError when it cannot be known."""
+    where = Path(directory) / CONFIG_FILE
+    factor = config.get("subsampling_factor")
+    if not isinstance(factor, int) or isinstance(factor, bool) or factor < 1:
+        raise ModelDirError(f"{where}: subsampling_factor must be a positive integer, got {factor!r}")
+    frame_s = fbank.frame_shift_ms / 1000 * factor
+    stated = config.get("frame_shift_s")
+    if stated is not None and (not isinstance(stated, (int, float)) or abs(stated - frame_s) > 1e-9):
+        raise ModelDirError(f"{where}: frame_shift_s {stated!r} disagrees with the features' "
+                            f"{fbank.frame_shift_ms} ms shift x subsampling_factor {factor}")
+    return frame_s
+
+
 class Recognizer:
-    """An exported model ready to transcribe; not thread-safe (one per thread)."""
+    """An exported model ready to transcribe; not thread-safe (one per thread).
+
+    ``transcribe`` takes one input (a path, a binary file object, or samples with their rate) and
+    returns its ``Transcript``, or a list of inputs and returns a list; ``transcribe_iter`` streams
+    the transcripts of any iterable of inputs in order.
+    """
 
     def __init__(self, model_dir: str | os.PathLike, options: RecognizerOptions = RecognizerOptions()):
+        from vasr.text.tokens import Tokenizer
+
         self.options = options
         self.model_path, self.symbols, self.config = read_model_dir(model_dir, options.model_file)
         self.fbank = FbankOptions(**self.config.get("features", {}))
+        self.frame_s = model_frame_s(model_dir, self.config, self.fbank)
+        if str(self.config.get("normalizer_version")) != NORMALIZER_VERSION:
+            warnings.warn(f"{Path(model_dir) / CONFIG_FILE}: the model was trained with text normaliser version "
+                          f"{self.config.get('normalizer_version')}, this vasr has {NORMALIZER_VERSION}: hot words "
+                          f"and scores against references may be spelt differently", stacklevel=2)
         so = ort.SessionOptions()
         so.intra_op_num_threads = options.threads
         so.inter_op_num_threads = 1
@@ -154,7 +187,18 @@ class Recognizer:
         if names != (INPUT_NAMES, OUTPUT_NAMES):
             raise ModelDirError(f"{self.model_path}: expected inputs {INPUT_NAMES} and outputs {OUTPUT_NAMES}, "
                                 f"got {names}")
-        self.decoder = Decoder(model_dir, self.symbols, options.decode)
+        try:
+            self.tokenizer = Tokenizer.load(model_dir)
+        except (OSError, ValueError, ImportError) as exc:
+            self.tokenizer = None  # sherpa-style directories have tokens.txt only: fine without hot words and LM
+            if options.decode.hotwords or options.decode.lm:
+                warnings.warn(f"{model_dir}: cannot load the tokenizer ({exc})", stacklevel=2)
+        self.tuned = read_tuned(model_dir)
+        self.decoder = self.decoder_for(options.decode)
+
+    def decoder_for(self, options: DecodeOptions) -> Decoder:
+        """A decoder of this model's output with ``options`` (unset ones from its decode.json)."""
+        return Decoder(self.symbols, resolve(options, self.tuned), self.tokenizer)
 
     def log_probs(self, waves: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Float32 (T'_i, V) log-probs of valid frames, per 16 kHz mono waveform, in one model call."""
@@ -171,10 +215,10 @@ class Recognizer:
         ``duration_s`` its length (default: T model frames)."""
         decoded = self.decoder.decode(log_probs)
         best = decoded.best
-        first = int(round(offset_s / FRAME_S))
+        first = int(round(offset_s / self.frame_s))
         frames = len(log_probs)
         confidence = math.exp(_best_path(log_probs) / frames) if frames else 0.0
-        end = offset_s + (frames * FRAME_S if duration_s is None else duration_s)
+        end = offset_s + (frames * self.frame_s if duration_s is None else duration_s)
         return Segment(round(offset_s, 3), round(end, 3), best.text, best.tokens,
                        tuple(first + f for f in best.frames), self._words(best, log_probs, offset_s),
                        confidence, decoded.alternatives)
@@ -194,11 +238,32 @@ class Recognizer:
                     end += 1            # the token's run in the best path
                 start = frame if start is None else start
                 posteriors.append(float(np.exp(log_probs[frame:end, token].max())))
-            words.append(Word(text, round(offset_s + start * FRAME_S, 3), round(offset_s + end * FRAME_S, 3),
+            words.append(Word(text, round(offset_s + start * self.frame_s, 3), round(offset_s + end * self.frame_s, 3),
                               round(sum(posteriors) / len(posteriors), 4)))
         return tuple(words)
 
-    def transcribe(self, sources: Iterable[Source]) -> Iterator[Transcript]:
+    @overload
+    def transcribe(self, audio: Input, sample_rate: int | None = None) -> Transcript: ...
+
+    @overload
+    def transcribe(self, audio: list[Input] | tuple[Input, ...], sample_rate: int | None = None) -> list[Transcript]: ...
+
+    def transcribe(self, audio, sample_rate=None):
+        """Transcribe one input or a list of them.
+
+        An input is a path, a binary file object (any format libsndfile reads, any rate and channel
+        count) or a float waveform (S,) or (S, channels) with its ``sample_rate`` (required, resampled
+        to 16 kHz). One input: its Transcript, or AudioError naming it when it cannot be transcribed.
+        A list or tuple: a list of Transcripts in order, where a failed input has ``error`` set.
+        """
+        if isinstance(audio, (list, tuple)):
+            return list(self.transcribe_iter(_source(a, sample_rate, f"audio[{i}]") for i, a in enumerate(audio)))
+        transcript = next(self.transcribe_iter([_source(audio, sample_rate, "audio")]))
+        if transcript.error:
+            raise AudioError(transcript.error)
+        return transcript
+
+    def transcribe_iter(self, sources: Iterable[Source]) -> Iterator[Transcript]:
         """Transcripts of ``sources`` in order: each a path, (name, binary file object) such as stdin,
         (name, float32 (S,) 16 kHz mono waveform) or (name, AudioError) (see ``Source``).
 
@@ -232,7 +297,7 @@ class Recognizer:
             done += 1
 
     def _batch_full(self, pending: list[tuple[int, float, np.ndarray]]) -> bool:
-        longest = max(p[2].size for p in pending) * FBANK_FRAMES_PER_S // TARGET_RATE
+        longest = max(p[2].size for p in pending) // self.fbank.window_shift  # fbank frames
         return longest * (len(pending) + 1) > self.options.max_batch_frames
 
     def _run(self, pending: list[tuple[int, float, np.ndarray]], state: dict[int, _Input]) -> None:
@@ -254,6 +319,25 @@ class _Input:
         if self.error:
             return Transcript(self.name, error=self.error)
         return Transcript(self.name, self.stats.samples / TARGET_RATE, tuple(sorted(self.segments, key=_start)))
+
+
+def _source(audio, sample_rate: int | None, name: str) -> Source:
+    """``transcribe``'s input as a ``Source``; a waveform is mixed to mono and resampled here."""
+    if isinstance(audio, (str, os.PathLike)):
+        if sample_rate is not None:
+            raise ValueError(f"{name}: sample_rate is for waveforms; a file's rate is read from its header")
+        return audio
+    if isinstance(audio, np.ndarray):
+        if sample_rate is None:
+            raise ValueError(f"{name}: a waveform needs its sample_rate (e.g. transcribe(samples, sample_rate=16000))")
+        if audio.ndim not in (1, 2) or not np.issubdtype(audio.dtype, np.floating):
+            raise ValueError(f"{name}: expected float samples (S,) or (S, channels), got {audio.dtype} {audio.shape}")
+        mono = audio.mean(axis=1) if audio.ndim == 2 else audio
+        return name, resample(mono, int(sample_rate))
+    if hasattr(audio, "read"):
+        label = getattr(audio, "name", None)  # open("a.wav", "rb").name is the path
+        return (label if isinstance(label, str) else name), audio
+    raise TypeError(f"{name}: expected a path, a binary file object or a numpy waveform, got {type(audio).__name__}")
 
 
 def _start(segment: Segment) -> float:

@@ -1,4 +1,5 @@
-"""Long audio: read a file as a stream of 16 kHz mono blocks and cut it at pauses into chunks.
+"""Long audio: cut a stream of 16 kHz mono blocks (``vasr.runtime.audio.read_blocks``) at pauses
+into chunks.
 
 The model sees a whole chunk at once (attention is global), so a long file is cut into chunks of at
 most ``max_chunk_s``. A cut goes in the middle of the quietest ``pause_ms`` window (lowest mean
@@ -6,21 +7,17 @@ energy, a plain energy VAD) between ``min_chunk_s`` and ``max_chunk_s`` of the c
 not split unless the speech has no pause at all. Memory stays bounded by one read block plus one
 chunk whatever the file's length: samples are read, resampled and cut as they stream.
 
-Imports numpy, soundfile and soxr only (the torch-free runtime uses it).
+Imports numpy only.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
 
 import numpy as np
-import soundfile as sf
-import soxr
 
-from vasr.data.audio import TARGET_RATE, AudioError
+from vasr.runtime.audio import TARGET_RATE
 
-READ_BLOCK_S = 30.0          # seconds of source audio decoded per read
 ENERGY_FRAME_S = 0.01        # energy is measured per 10 ms frame
 ENERGY_FLOOR = 1e-10         # power floor before the log (-100 dB)
 QUIET_MARGIN = 1.4           # natural-log power units (6 dB) above the quietest window that still count as pause
@@ -37,48 +34,6 @@ class ChunkOptions:
             raise ValueError(f"need 0 < min_chunk_s < max_chunk_s, got {self.min_chunk_s}, {self.max_chunk_s}")
         if not 0.0 < self.pause_ms / 1000.0 < self.max_chunk_s - self.min_chunk_s:
             raise ValueError(f"pause_ms {self.pause_ms} must fit between min_chunk_s and max_chunk_s")
-
-
-@dataclass
-class StreamStats:
-    """What a stream saw, filled in as it is read (the caller judges the file when it ends)."""
-    source_rate: int = 0         # Hz of the file
-    samples: int = 0             # 16 kHz samples delivered
-    peak: float = 0.0            # largest |sample| after mixing to mono, full scale = 1
-
-
-def read_blocks(source: str | BinaryIO, name: str, stats: StreamStats,
-                block_s: float = READ_BLOCK_S) -> Iterator[np.ndarray]:
-    """Float32 (S,) blocks of ``source`` (path or binary file object; any format libsndfile reads,
-    any rate, any channel count) mixed to mono and resampled to 16 kHz in a stream.
-
-    ``name`` is what errors call the file. Raises ``AudioError`` for unreadable or empty audio.
-    """
-    try:
-        fh = sf.SoundFile(source)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise AudioError(f"{name}: unreadable audio ({exc})") from None
-    with fh:
-        stats.source_rate = rate = int(fh.samplerate)
-        if rate <= 0:
-            raise AudioError(f"{name}: invalid sample rate {rate}")
-        resampler = None if rate == TARGET_RATE else soxr.ResampleStream(rate, TARGET_RATE, 1, "float32", "HQ")
-        try:
-            for block in fh.blocks(blocksize=max(1, int(block_s * rate)), dtype="float32", always_2d=True):
-                mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
-                if mono.size:
-                    stats.peak = max(stats.peak, float(np.abs(mono).max()))
-                out = mono if resampler is None else resampler.resample_chunk(mono, last=False)
-                if out.size:
-                    stats.samples += out.size
-                    yield out
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise AudioError(f"{name}: unreadable audio after {stats.samples / TARGET_RATE:.2f} s ({exc})") from None
-        if resampler is not None:
-            tail = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
-            if tail.size:
-                stats.samples += tail.size
-                yield tail
 
 
 def cut_point(samples: np.ndarray, opts: ChunkOptions, rate: int = TARGET_RATE) -> int:

@@ -1,12 +1,12 @@
-"""``vasr transcribe MODEL_DIR AUDIO...``: the recognizer on files, a CSV manifest, a database split
-or stdin, written as text, json, jsonl, srt or vtt.
+"""``vasr transcribe MODEL_DIR AUDIO...``: the recognizer on files, a CSV manifest, utterances the
+caller read (a database split: ``vasr.data.utterance``) or stdin, written as text, json, jsonl, srt or vtt.
 
 Exit status: 0 when every input was transcribed, 1 when some failed (each failure is reported on
 stderr naming the file, and the others go on), 2 when nothing could start (bad model directory,
 bad arguments). With references (a manifest's ``transcript`` column, or a database split), the
 corpus CER and WER are printed on stderr.
 
-Torch-free: a database split needs sqlalchemy, imported only then.
+Torch-free and sqlalchemy-free: the command line reads a database split and hands its utterances in.
 """
 from __future__ import annotations
 
@@ -19,9 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from vasr.export.formats import EXTENSIONS, FORMATS, render
-from vasr.export.runtime import MODEL_FP32, MODEL_INT8, DecodeOptions, Recognizer, RecognizerOptions, Source
-from vasr.export.vad import ChunkOptions
+from vasr.data.utterance import Utterance, manifest_utterances
+from vasr.runtime.audio import AudioError, load
+from vasr.runtime.decode import DecodeOptions
+from vasr.runtime.formats import EXTENSIONS, FORMATS, render
+from vasr.runtime.recognizer import MODEL_FP32, MODEL_INT8, Recognizer, RecognizerOptions, Source
+from vasr.runtime.vad import ChunkOptions
 
 STDIN = "-"
 
@@ -31,10 +34,7 @@ class TranscribeConfig:
     model_dir: str                              # a directory written by `vasr export`
     audio: tuple[str, ...] = ()                 # audio files; "-" reads one file from stdin
     manifest: str | None = None                 # CSV: file_path[,transcript,...] (header optional)
-    split: str | None = None                    # a database split (train | val | test) instead
-    split_version: str = "default"
-    db: str | None = None
-    format: str = "text"                        # one of vasr.export.formats.FORMATS
+    format: str = "text"                        # one of vasr.runtime.formats.FORMATS
     out_dir: str | None = None                  # one file per input here instead of stdout
     fp32: bool = False                          # model.onnx instead of model.int8.onnx
     beam: int = 1                               # 1 = greedy
@@ -73,40 +73,14 @@ def read_hotwords(config: TranscribeConfig) -> tuple[tuple[str, float | None], .
     return tuple(words)
 
 
-def read_manifest(path: str) -> list[tuple[str, str | None]]:
-    """(audio path, transcript or None) rows of a CSV manifest (``vasr.data.manifests.read_csv``
-    rules: header optional, paths relative to the manifest); a malformed row is an error naming it."""
-    from vasr.data.manifests import read_csv
-
-    entries, rejects = read_csv(Path(path), require_transcript=False)
-    if rejects:
-        raise ValueError("; ".join(f"{r.row_ref}: {r.reason}" for r in rejects))
-    return [(str(e.path), e.transcript or None) for e in entries]
-
-
-def split_inputs(db: str | None, split: str, version: str = "default") -> tuple[list, list[str]]:
-    """Sources (for ``resolve``) and normalised references of a database split (needs sqlalchemy)."""
-    from vasr.db import runs, store
-
-    engine = store.connect(db)
-    with engine.connect() as conn:
-        records = runs.split_records(conn, split, version)
-    engine.dispose()
-    if not records:
-        raise ValueError(f"split {split!r} of version {version!r} is empty")
-    return [_Span(r.path, r.start_s, r.end_s) for r in records], [r.text for r in records]
-
-
-def _sources(config: TranscribeConfig) -> tuple[list, list[str | None]]:
+def _inputs(config: TranscribeConfig, utterances: Sequence[Utterance]) -> tuple[list, list[str | None]]:
     """Inputs and their references (None where unknown)."""
-    if config.split:
-        return split_inputs(config.db, config.split, config.split_version)
-    sources: list = []
-    refs: list[str | None] = []
+    sources: list = list(utterances)
+    refs: list[str | None] = [u.text for u in utterances]
     if config.manifest:
-        for audio, ref in read_manifest(config.manifest):
-            sources.append(audio)
-            refs.append(ref)
+        for u in manifest_utterances(config.manifest, require_transcript=False):
+            sources.append(u)
+            refs.append(u.text)
     for audio in config.audio:
         sources.append((STDIN, io.BytesIO(sys.stdin.buffer.read())) if audio == STDIN else audio)
         refs.append(None)
@@ -115,30 +89,25 @@ def _sources(config: TranscribeConfig) -> tuple[list, list[str | None]]:
     return sources, refs
 
 
-class _Span:
-    """A database utterance (a span of a file), decoded when the recognizer reaches it."""
-
-    def __init__(self, path: str, start_s: float, end_s: float):
-        self.path, self.start_s, self.end_s = path, start_s, end_s
-
-
 def resolve(sources: Sequence) -> Iterator[Source]:
-    """The recognizer's sources: database spans are decoded one at a time as they are reached."""
-    from vasr.data.audio import AudioError, load
-
+    """The recognizer's sources: a whole-file utterance streams from its path; a segment of a file
+    is read (16 kHz) when the recognizer reaches it."""
     for s in sources:
-        if isinstance(s, _Span):
+        if not isinstance(s, Utterance):
+            yield s
+        elif s.start_s == 0.0 and s.end_s is None:
+            yield s.path
+        else:
             try:
                 yield (s.path, load(s.path, s.start_s, s.end_s))
             except AudioError as exc:
                 yield (s.path, exc)
-        else:
-            yield s
 
 
-def run(config: TranscribeConfig, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """Transcribe what ``config`` names; the exit status (0 all good, 1 some inputs failed).
-    ``out``/``err`` default to the current sys.stdout/sys.stderr."""
+def run(config: TranscribeConfig, out: TextIO | None = None, err: TextIO | None = None,
+        utterances: Sequence[Utterance] = ()) -> int:
+    """Transcribe ``utterances`` and what ``config`` names; the exit status (0 all good, 1 some
+    inputs failed). ``out``/``err`` default to the current sys.stdout/sys.stderr."""
     out, err = out or sys.stdout, err or sys.stderr
     if config.format not in FORMATS:
         raise ValueError(f"unknown format {config.format!r}; expected one of {', '.join(FORMATS)}")
@@ -152,7 +121,7 @@ def run(config: TranscribeConfig, out: TextIO | None = None, err: TextIO | None 
         recognizer = Recognizer(config.model_dir, options)
     for w in caught:
         print(f"vasr transcribe: warning: {w.message}", file=err)
-    sources, refs = _sources(config)
+    sources, refs = _inputs(config, utterances)
     out_dir = Path(config.out_dir) if config.out_dir else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -162,7 +131,7 @@ def run(config: TranscribeConfig, out: TextIO | None = None, err: TextIO | None 
     as_array = config.format == "json" and many and out_dir is None
     if as_array:
         out.write("[\n")
-    for i, t in enumerate(recognizer.transcribe(resolve(sources))):
+    for i, t in enumerate(recognizer.transcribe_iter(resolve(sources))):
         if t.error:
             failed += 1
             print(f"vasr transcribe: error: {t.error}", file=err)

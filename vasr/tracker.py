@@ -1,0 +1,158 @@
+"""The record of a training run: its training_runs row, the rows under it, its directory and train.log.
+
+One ``RunTracker`` exists on every rank of a run; rank 0 alone writes the database, the log and the
+run directory, and on every other rank each method returns at once, so the training loop calls it
+without rank checks. A run is ``running`` from ``start`` (or ``resume``) until ``finish``:
+``completed`` or ``stopped`` (at a step boundary) from the loop, ``stopped`` (a second Ctrl-C) or
+``failed`` (an exception, whose text goes to ``error``) when an exception leaves ``recording``.
+
+``checkpoint_model_id`` finds (or registers) the models row of any checkpoint file, for evaluation
+and export of a checkpoint whose run was tracked in another database.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import platform
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from sqlalchemy import Engine
+
+from vasr import __version__
+from vasr.db import runs
+
+if TYPE_CHECKING:
+    from vasr.checkpoint import Loaded
+    from vasr.text.tokens import Tokenizer
+
+LOG_FILE = "train.log"
+TOKENIZER_DIR = "tokenizer"    # the run's tokenizer, as Tokenizer.save writes it
+log = logging.getLogger("vasr.train")
+
+
+class RunTracker:
+    """The bookkeeping of one run on this rank; a no-op unless ``rank == 0``."""
+
+    def __init__(self, engine: Engine, rank: int):
+        """engine: the run's database, closed when ``recording`` ends."""
+        self.engine = engine
+        self.active = rank == 0
+        self.run_id = 0                # 0 and Path() on other ranks of a new run: only rank 0 creates it
+        self.run_dir = Path()
+        self._handlers: list[logging.Handler] = []
+
+    def start(self, name: str, out_dir: str, split_version: str, config: dict, hyperparameters: dict,
+              hardware: dict, augmentations: Sequence[dict], tokenizer: Tokenizer) -> None:
+        """A new ``running`` row, its augmentation rows, and the directory ``out_dir/<name>-<run id>/``
+        holding the tokenizer and train.log (where the log goes from now on, and to stdout)."""
+        if not self.active:
+            return
+        self.run_id = runs.create_run(self.engine, name, config, hyperparameters, split_version, hardware)
+        self.run_dir = Path(out_dir).resolve() / f"{name}-{self.run_id}"
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        tokenizer.save(self.run_dir / TOKENIZER_DIR)
+        runs.add_augmentations(self.engine, self.run_id, augmentations)
+        self._open_log()
+
+    def resume(self, run_id: int, run_dir: str | os.PathLike) -> None:
+        """Continue the run ``run_id`` (known on every rank from its checkpoint): running again."""
+        self.run_id, self.run_dir = run_id, Path(run_dir)
+        if not self.active:
+            return
+        runs.set_running(self.engine, run_id)
+        self._open_log()
+
+    def info(self, message: str, *args: object) -> None:
+        if self.active:
+            log.info(message, *args)
+
+    def epoch(self, metrics: runs.EpochMetrics, audio_s_per_s: float, best: dict[str, float], improved: bool,
+              samples: Sequence[dict], unknown: set[str]) -> None:
+        """Log and store one finished epoch: its metrics row, the run's ``best`` values (best_cer, best_wer,
+        best_val_loss) and final losses, on a new best CER (``improved``) its sample predictions; warn
+        about the ``unknown`` characters the targets have dropped so far."""
+        if not self.active:
+            return
+        m = metrics
+        log.info("epoch %d: train loss %.4f, val loss %.4f, CER %.2f%%, WER %.2f%%, lr %.2e, %.0f s, "
+                 "%.0f audio s/s%s", m.epoch, m.train_loss, m.val_loss, 100 * m.cer, 100 * m.wer, m.learning_rate,
+                 m.duration_s, audio_s_per_s, " (best)" if improved else "")
+        runs.add_epoch(self.engine, self.run_id, m)
+        runs.update_run(self.engine, self.run_id, **best, final_train_loss=m.train_loss, final_val_loss=m.val_loss)
+        if improved:
+            runs.replace_predictions(self.engine, self.run_id, "greedy", samples)
+        if unknown:
+            log.warning("characters outside the tokenizer, dropped from targets: %s", " ".join(sorted(unknown)))
+
+    def register_model(self, name: str, architecture: str, config: dict, checkpoint: Path,
+                       num_parameters: int) -> None:
+        """The models row ``(name, run<id>)`` points at ``checkpoint``; the run links to it."""
+        if not self.active:
+            return
+        model_id = runs.register_model(self.engine, name, f"run{self.run_id}", architecture, config,
+                                       str(checkpoint), num_parameters)
+        runs.update_run(self.engine, self.run_id, model_id=model_id)
+
+    def finish(self, status: str, duration_s: float, error: str | None = None) -> None:
+        """Close the run: ``status`` (completed, stopped or failed), training seconds, the exception text."""
+        if self.active:
+            runs.finish_run(self.engine, self.run_id, status, duration_s, error)
+            log.info("run %d %s", self.run_id, status)
+
+    @contextlib.contextmanager
+    def recording(self, elapsed: Callable[[], float]) -> Iterator[None]:
+        """The body of the run, which calls ``finish`` itself when it ends normally. An exception that
+        leaves it finishes the run: ``stopped`` for a KeyboardInterrupt (a second Ctrl-C), else ``failed``
+        with the exception's text; ``elapsed()`` gives the training seconds. The log files and the
+        engine close in any case."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.finish("stopped", elapsed())
+            raise
+        except BaseException as exc:
+            self.finish("failed", elapsed(), f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            for handler in self._handlers:
+                log.removeHandler(handler)
+                handler.close()
+            self._handlers = []
+            self.engine.dispose()
+
+    def _open_log(self) -> None:
+        log.setLevel(logging.INFO)
+        fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+        for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(self.run_dir / LOG_FILE)):
+            handler.setFormatter(fmt)
+            log.addHandler(handler)
+            self._handlers.append(handler)
+        log.propagate = False
+
+
+def hardware(device: torch.device, world: int) -> dict:
+    """What the training_runs row records about the machine."""
+    info = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+            "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(), "device": str(device),
+            "world_size": world, "vasr": __version__}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def checkpoint_model_id(engine: Engine, loaded: Loaded, checkpoint: str | os.PathLike) -> int:
+    """The models row of the checkpoint file ``checkpoint`` in this database, registered now (version
+    ``run<id>:<file stem>``) when the run that wrote it was tracked in another database."""
+    path = str(Path(checkpoint).resolve())
+    with engine.connect() as conn:
+        found = runs.model_by_checkpoint(conn, path)
+    if found is not None:
+        return found
+    return runs.register_model(engine, loaded.config.name, f"run{loaded.raw['run_id']}:{Path(path).stem}",
+                               loaded.config.model.architecture, loaded.raw["config"], path,
+                               loaded.raw["num_parameters"])
