@@ -98,6 +98,8 @@ def test_a_boosted_name_is_recognised_only_with_the_boost(model_dir):
     # per-call hot words (an utterance's bias list) replace the options' ones
     assert boosted.decode(lp, hotwords=[("hà nội", 1.0)]).best.text == f"{CARRIER} {HEARD}"
     assert plain.decode(lp, hotwords=[(NAME, 1.0)]).best.text == f"{CARRIER} {NAME}"
+    # a phrase alone takes the default boost (1.5 nats per token)
+    assert plain.decode(lp, hotwords=[NAME]).best.text == f"{CARRIER} {NAME}"
 
 
 def test_hot_words_that_cannot_work_say_so(model_dir):

@@ -29,7 +29,7 @@ import abc
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -60,7 +60,8 @@ class RescoreWeights:
 
 def combine(terms: np.ndarray, weights: RescoreWeights) -> np.ndarray:
     """The combined second-pass score of float64 (n, 5) ``terms`` (TERMS order): (n,)."""
-    return np.asarray(terms, dtype=np.float64) @ np.array(astuple(weights), dtype=np.float64)
+    w = weights  # spelt out: dataclasses.astuple deep-copies, and tuning calls this millions of times
+    return np.asarray(terms, dtype=np.float64) @ np.array((w.acoustic, w.lm, w.semantic, w.phonetic, w.word_bonus))
 
 
 @dataclass(frozen=True)

@@ -87,9 +87,11 @@ class Decoder:
             _one_blas_thread()
         self.prepared = self.prepare(settings.hotwords)
 
-    def prepare(self, hotwords: Sequence[tuple[str, float | None]]) -> Prepared:
-        """The context graph, LM view and second pass for ``hotwords``; a warning names each hot
-        word that cannot be used, and says so when none can."""
+    def prepare(self, hotwords: Sequence[str | tuple[str, float | None]]) -> Prepared:
+        """The context graph, LM view and second pass for ``hotwords`` (phrases, or (phrase, bonus in
+        nats per token) pairs; a phrase alone or a None bonus takes the settings' ``boost``); a warning
+        names each hot word that cannot be used, and says so when none can."""
+        hotwords = [(h, None) if isinstance(h, str) else h for h in hotwords]
         phrases, ids, boosts = [], [], []
         if hotwords and self.tokenizer is None:
             warnings.warn("no tokenizer to spell hot words with (the model directory has no tokenizer.json); "

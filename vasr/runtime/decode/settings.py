@@ -27,7 +27,8 @@ TUNED_FILE = "decode.json"
 HOTWORD_BEAM = 4  # prefixes kept when hot words or an LM are given without a beam
 DEFAULT_LM_WEIGHT = 0.3  # shallow-fusion nats of LM per nat of acoustic score, untuned
 
-Hotwords = tuple[tuple[str, float | None], ...]  # (phrase, bonus in nats per matched token; None: the tuned)
+# phrases, or (phrase, bonus in nats per matched token; None: the tuned boost) pairs
+Hotwords = tuple[str | tuple[str, float | None], ...]
 
 
 @dataclass(frozen=True)
