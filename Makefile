@@ -5,9 +5,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # Debian packages: speech synthesis for the corpus, a PostgreSQL server for the tests, a C++ compiler,
-# and what KenLM's lmplz/build_binary are built with (they are not on PyPI)
+# what KenLM's lmplz/build_binary are built with (they are not on PyPI), and LibreOffice's Vietnamese help
+# (the held-out text of the punctuation model)
 DEBS   := espeak-ng postgresql g++ python3-venv python3-dev cmake libboost-program-options-dev \
-          libboost-system-dev libboost-thread-dev libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev
+          libboost-system-dev libboost-thread-dev libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev \
+          libreoffice-help-vi
 KENLM  := 0.3.0
 STAMP  := $(VENV)/.installed
 
@@ -33,10 +35,10 @@ system:
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages:$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  elif command -v sudo >/dev/null; then \
 	    echo "installing Debian packages with sudo:$$missing"; \
-	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  else \
 	    echo "missing Debian packages:$$missing -- run as root or: sudo apt-get install$$missing" >&2; exit 1; \
 	  fi; \

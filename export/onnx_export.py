@@ -33,6 +33,7 @@ from vasr.runtime.recognizer import (CONFIG_FILE, INPUT_NAMES, MODEL_FP32, MODEL
                                      RecognizerOptions)
 from vasr.kernels import FbankOptions
 from vasr.model import SUBSAMPLING, CtcModel
+from vasr.text.itn import ITN_VERSION
 from vasr.text.normalize import NORMALIZER_VERSION
 
 OPSET = 17
@@ -176,7 +177,7 @@ def measure(model_dir: Path, model_file: str, sources: list, refs: list[str], th
     bad = [t.error for t in results if t.error]
     if bad:
         raise ValueError(f"gate set: {len(bad)} utterance(s) failed, first: {bad[0]}")
-    cer, _ = score(refs, [t.text for t in results])
+    cer, _ = score(refs, [t.raw_text for t in results])
     audio_s = sum(t.duration_s for t in results)
     return VariantResult(model_file, cer.rate, seconds / audio_s, (model_dir / model_file).stat().st_size)
 
@@ -215,7 +216,7 @@ def export(config: ExportConfig) -> ExportReport:
         "vocab_size": loaded.model.vocab_size, "subsampling_factor": SUBSAMPLING,
         "frame_shift_s": features.frame_shift_ms / 1000 * SUBSAMPLING,
         "model_type": SHERPA_MODEL_TYPE, "features": dataclasses.asdict(features),
-        "normalizer_version": NORMALIZER_VERSION, "tokenizer": loaded.tokenizer.to_dict(),
+        "normalizer_version": NORMALIZER_VERSION, "itn_version": ITN_VERSION, "tokenizer": loaded.tokenizer.to_dict(),
         "model": dataclasses.asdict(loaded.model.cfg), "checkpoint": str(Path(config.checkpoint).resolve()),
         "vasr_version": __version__}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     sources, refs = _gate_set(config)

@@ -101,11 +101,12 @@ def test_set_help_names_a_real_key_of_its_stage():
     from vasr.data.synth import SynthConfig
     from vasr.embeddings.build import EmbedConfig
     from vasr.lm import LMConfig
+    from vasr.punct.train import PunctConfig
     from vasr.runtime.decode.rescore import RescoreWeights
     from vasr.train import TrainConfig
 
     stages = {("synth",): SynthConfig, ("embed", "build"): EmbedConfig, ("lm", "build"): LMConfig,
-              ("rescore",): RescoreWeights, ("demo",): TrainConfig}
+              ("rescore",): RescoreWeights, ("demo",): TrainConfig, ("punct", "train"): PunctConfig}
     seen = set()
     for path, parser in _parsers():
         for action in parser._actions:

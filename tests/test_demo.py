@@ -10,18 +10,22 @@ from vasr.demo import DemoConfig, run_demo
 TINY_TRAINING = ("epochs=1", "max_minutes=0", "progress=false", "model.d_model=32", "model.num_layers=1",
                  "model.num_heads=2", "model.ff_dim=64", "model.subsampling_channels=8", "data.max_frames=4000")
 
+TINY_PUNCT = ("epochs=1", "generated=200", "heldout=''", "max_vocab=500", "buckets=256", "model.dim=32",
+              "model.layers=1", "model.heads=2", "model.ff_dim=64")
+
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 def test_demo_runs_every_stage(tmp_path, capsys):
     config = DemoConfig(out_dir=str(tmp_path / "out"), db=str(tmp_path / "vasr.db"), n=30, beam=4, bias_n=8,
-                        train_overrides=TINY_TRAINING)
+                        train_overrides=TINY_TRAINING, punct_overrides=TINY_PUNCT)
     assert run_demo(config) == 0
     out = capsys.readouterr()
     for stage in ("1/6", "2/6", "3/6", "4/6", "5/6", "6/6"):
         assert f"=== {stage}" in out.out
     assert "30 new" in out.out and "decoder greedy" in out.out and "decoder beam4" in out.out
     model = tmp_path / "out" / "model"
-    assert {"model.onnx", "model.int8.onnx", "tokens.txt", "config.json"} <= {p.name for p in model.iterdir()}
+    assert {"model.onnx", "model.int8.onnx", "tokens.txt", "config.json", "punct.onnx",
+            "punct.json"} <= {p.name for p in model.iterdir()}
     transcripts = list((tmp_path / "out" / "transcripts").glob("*.txt"))
     assert transcripts and "CER" in out.err and "WER" in out.err
     table = (tmp_path / "out" / "bias-eval.md").read_text(encoding="utf-8")

@@ -304,3 +304,59 @@ def test_model_dir_contracts_are_read_back(tmp_path):
     config_path.write_text(json.dumps(config), encoding="utf-8")
     with pytest.warns(UserWarning, match="normaliser version 0, this vasr has 1"):
         Recognizer(model_dir)
+
+
+def test_a_stereo_call_is_split_into_labelled_channels(tmp_path):
+    """Left "xin chào", right "tiếng việt", at the same time: mixed, they are one garbled voice.
+    (The fixture model was trained on clips that start at once: no leading silence here.)"""
+    from vasr.runtime.audio import AudioError, load
+    from vasr.runtime.recognizer import Recognizer, RecognizerOptions
+
+    left, right = load(good(0)), load(good(3))
+    stereo = np.zeros((max(left.size, right.size), 2), np.float32)
+    stereo[:left.size, 0] = left
+    stereo[:right.size, 1] = right
+    path = tmp_path / "call.wav"
+    sf.write(str(path), stereo, 16000, subtype="FLOAT")
+    mixed = Recognizer(exported()["model_dir"]).transcribe(path)
+    assert mixed.text not in ("xin chào", "tiếng việt") and mixed.segments[0].channel is None
+    split = Recognizer(exported()["model_dir"], RecognizerOptions(channels="split")).transcribe(path)
+    assert [(s.channel, s.text) for s in split.segments] == [(1, "xin chào"), (2, "tiếng việt")]
+    assert split.duration_s == pytest.approx(stereo.shape[0] / 16000)
+    only = Recognizer(exported()["model_dir"], RecognizerOptions(channels="2")).transcribe(path)
+    assert [(s.channel, s.text) for s in only.segments] == [(2, "tiếng việt")]
+    with pytest.raises(AudioError, match="no channel 3"):
+        Recognizer(exported()["model_dir"], RecognizerOptions(channels="3")).transcribe(path)
+    with pytest.raises(ValueError, match="expected mix, split or a channel number"):
+        Recognizer(exported()["model_dir"], RecognizerOptions(channels="left"))
+    # the CLI labels lines, cues and words
+    code, out, _ = cli(exported()["model_dir"], path, "--channels", "split")
+    assert code == 0 and out == "[1] xin chào\n[2] tiếng việt\n"
+    code, out, _ = cli(exported()["model_dir"], path, "--channels", "split", "--format", "srt")
+    assert code == 0 and [line for line in out.splitlines() if line.startswith("[")] == ["[1] xin chào",
+                                                                                        "[2] tiếng việt"]
+    code, out, _ = cli(exported()["model_dir"], path, "--channels", "split", "--format", "json")
+    doc = json.loads(out)
+    assert [(w["word"], w["channel"]) for w in doc["words"]] == [("xin", 1), ("chào", 1), ("tiếng", 2), ("việt", 2)]
+    assert [s["channel"] for s in doc["segments"]] == [1, 2]
+
+
+def test_display_text_writes_numbers_and_raw_keeps_the_acoustic_text(tmp_path):
+    """The fixture's "một hai ba" stays words (digits under 10 standing alone); a hot word is shown
+    as written; --raw and raw_text are the acoustic text that CER is measured on."""
+    from vasr.runtime.decode import DecodeOptions
+    from vasr.runtime.recognizer import Recognizer, RecognizerOptions
+
+    model_dir = exported()["model_dir"]
+    cased = Recognizer(model_dir, RecognizerOptions(decode=DecodeOptions(beam=4, hotwords=(("Tiếng Việt", 0.0),))))
+    t = cased.transcribe(good(3))
+    assert (t.text, t.raw_text) == ("Tiếng Việt", "tiếng việt")
+    assert [(w.text, w.start) for w in t.words] == [(w.text.capitalize(), w.start) for w in t.raw_words]
+    raw = Recognizer(model_dir, RecognizerOptions(raw=True, decode=DecodeOptions(beam=4, hotwords=("Tiếng Việt",))))
+    assert raw.transcribe(good(3)).text == "tiếng việt"
+    code, out, _ = cli(model_dir, good(3), "--hotword", "Tiếng Việt:0", "--beam", "4", "--format", "json")
+    doc = json.loads(out)
+    assert code == 0 and (doc["text"], doc["raw_text"]) == ("Tiếng Việt", "tiếng việt")
+    assert [w["word"] for w in doc["words"]] == ["Tiếng", "Việt"] and doc["segments"][0]["raw_text"] == "tiếng việt"
+    code, out, _ = cli(model_dir, good(3), "--hotword", "Tiếng Việt:0", "--beam", "4", "--raw")
+    assert code == 0 and out == "tiếng việt\n"

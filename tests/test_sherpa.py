@@ -61,13 +61,13 @@ def test_sherpa_onnx_gives_the_same_tokens_and_text_as_vasr_greedy(wavs16k):
     assert sum(bool(o["text"]) for o in ours) >= len(wavs16k) - 1, "the fixture must produce text"
     for o, (text, tokens) in zip(ours, theirs):
         assert [symbols[t].replace("\u2581", " ") for t in o["tokens"]] == tokens, o["path"]
-        assert o["text"] == text, o["path"]
+        assert o["raw_text"] == text, o["path"]
 
 
 def test_sherpa_int8_agreement_is_reported(wavs16k, capsys):
     fixture = exported()
     model_dir = fixture["model_dir"]
-    ours = [o["text"] for o in _vasr(model_dir, wavs16k, "--max-chunk", "20")]
+    ours = [o["raw_text"] for o in _vasr(model_dir, wavs16k, "--max-chunk", "20")]
     theirs = [t for t, _ in _sherpa(model_dir / "model.int8.onnx", model_dir / "tokens.txt", wavs16k)]
     same = sum(a == b for a, b in zip(ours, theirs))
     with capsys.disabled():

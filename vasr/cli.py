@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_synth_parser, _import_parser, _db_parser, _bench_parser, _demo_parser, _train_parser,
                 _eval_parser, _runs_parser, _export_parser, _transcribe_parser, _embed_parser, _lm_parser,
-                _tune_parser, _bias_eval_parser, _rescore_parser):
+                _tune_parser, _bias_eval_parser, _rescore_parser, _punct_parser):
         add(sub)
     return parser
 
@@ -203,6 +203,11 @@ def _transcribe_parser(sub) -> None:
                    help="output format (json/jsonl carry timings and the n-best)")
     p.add_argument("--out-dir", help="write one file per input here instead of stdout")
     p.add_argument("--fp32", action="store_true", help="use model.onnx instead of model.int8.onnx")
+    p.add_argument("--raw", action="store_true",
+                   help="print the acoustic text as the model spells it: no written numbers, punctuation or casing")
+    p.add_argument("--channels", default="mix",
+                   help="mix (to mono), split (each channel transcribed alone, lines/cues/words labelled [N]) "
+                        "or N (channel N only, 1-based)")
     p.add_argument("--beam", type=int, default=1, help="prefix beam search with N prefixes (1 = greedy)")
     p.add_argument("--nbest", type=int, default=1, help="hypotheses per segment in json/jsonl (<= beam)")
     p.add_argument("--hotwords", dest="hotwords_file", help="file of hot words, one 'phrase[:boost]' per line")
@@ -288,6 +293,19 @@ def _rescore_parser(sub) -> None:
     p.add_argument("--hotword", dest="hotwords", action="append", default=[], metavar="PHRASE",
                    help="a hot word (repeatable)")
     _add_config(p, "lm=0.8", "the weights (acoustic, lm, semantic, phonetic, word_bonus)")
+
+
+def _punct_parser(sub) -> None:
+    punct = sub.add_parser("punct", help="punctuation and capitalisation of the recognizer's words").add_subparsers(
+        dest="punct_command", required=True, metavar="PUNCT_COMMAND")
+    p = punct.add_parser("train", help="train the model on punctuated text; writes punct.onnx and punct.json")
+    p.add_argument("--out", help="model directory to write (default: punct; a vasr export directory works)")
+    _add_config(p, "epochs=8")
+    _add_db(p)
+    p = punct.add_parser("eval", help="precision, recall and F1 per mark and case accuracy on a punctuated text")
+    p.add_argument("model_dir", help="a directory with punct.onnx and punct.json (vasr punct train --out)")
+    p.add_argument("--text", required=True, help="UTF-8 text file, one punctuated paragraph per line")
+    p.add_argument("--window", type=int, default=40, help="words per scored window: whole lines up to this many")
 
 
 # -- running a command
@@ -479,7 +497,8 @@ def _transcribe(args) -> int:
 
     config = TranscribeConfig(model_dir=args.model_dir, audio=tuple(args.audio), manifest=args.manifest,
                               format=args.format,
-                              out_dir=args.out_dir, fp32=args.fp32, beam=args.beam, nbest=args.nbest,
+                              out_dir=args.out_dir, fp32=args.fp32, raw=args.raw, channels=args.channels,
+                              beam=args.beam, nbest=args.nbest,
                               hotwords_file=args.hotwords_file, hotwords=tuple(args.hotwords), lm=args.lm,
                               lm_weight=args.lm_weight, word_bonus=args.word_bonus, embeddings=args.embeddings,
                               context=tuple(args.context), threads=args.threads,
@@ -586,7 +605,25 @@ def _bias_eval(args) -> int:
     return 0
 
 
+def _punct(args) -> int:
+    if args.punct_command == "eval":
+        from vasr.punct.metrics import evaluate_file
+
+        scores, used, skipped = evaluate_file(args.model_dir, args.text, args.window)
+        print(f"{used} paragraphs scored, {skipped} skipped (tokens that do not align with their normalised words)")
+        print(scores.table())
+        return 0
+    from vasr.punct.train import PunctConfig, train
+
+    config = _stage_config(PunctConfig, args, {"out_dir": args.out, "db": args.db})
+    if args.print_config:
+        return _print_config(config)
+    result = train(config)
+    print(f"run {result.run_id}: {result.out_dir} in {result.seconds:.0f} s")
+    return 0
+
+
 # `train` is not here: main() hands `vasr train ARGS` to vasr.train.main before argparse sees it
 _COMMANDS = {"synth": _synth, "import": _import, "db": _db, "bench": _bench, "demo": _demo, "eval": _eval,
              "runs": _runs, "export": _export, "transcribe": _transcribe, "embed": _embed, "lm": _lm,
-             "rescore": _rescore, "tune": _tune, "bias-eval": _bias_eval}
+             "rescore": _rescore, "tune": _tune, "bias-eval": _bias_eval, "punct": _punct}

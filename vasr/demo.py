@@ -25,6 +25,7 @@ class DemoConfig:
     n: int = 3000                       # utterances to synthesise
     train_config: str = str(TINY_PRESET)
     train_overrides: tuple[str, ...] = ()   # e.g. ("max_minutes=10",)
+    punct_overrides: tuple[str, ...] = ()   # punctuation model config overrides, e.g. ("epochs=2",)
     beam: int = 8                       # the beam of the second evaluation (the first is greedy)
     bias_n: int = 300                   # utterances of the biasing test set (half val, half test)
 
@@ -35,6 +36,8 @@ def run_demo(config: DemoConfig) -> int:
     from vasr.db import store
     from vasr.evaluate import EvalConfig, evaluate
     from vasr.export.onnx_export import ExportConfig, export
+    from vasr.punct.train import PunctConfig
+    from vasr.punct.train import train as train_punct
     from vasr.data.utterance import DataSource
     from vasr.db.runs import load_utterances
     from vasr.runtime.transcribe import TranscribeConfig, run
@@ -68,7 +71,10 @@ def run_demo(config: DemoConfig) -> int:
     model_dir = out / "model"
     print(export(ExportConfig(checkpoint=checkpoint, out_dir=str(model_dir), db=db)).format())
 
-    _stage("5/6 transcribe the test split with the int8 model (onnxruntime, no torch)")
+    _stage("5/6 punctuation and capitalisation model into the model directory, then transcribe the test split "
+           "with the int8 model (onnxruntime, no torch)")
+    punct = train_punct(cfg.load(PunctConfig, None, [f"db={db}", f"out_dir={model_dir}", *config.punct_overrides]))
+    print(f"punctuation model {punct.out_dir} in {punct.seconds:.0f} s")
     status = run(TranscribeConfig(model_dir=str(model_dir), out_dir=str(out / "transcripts")),
                  utterances=load_utterances(DataSource("test"), db))
     _stage("6/6 contextual biasing: LM + embeddings, bias set, tuning on its val split, table on its test split")

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from vasr.text.normalize import ABBREVIATIONS, ANY_CASE, TONE_MARKS, VOWELS, is_syllable, normalize
 
-__all__ = ["DEFAULT_LOCALE_DIR", "catalogue_sentences", "file_sentences", "split_sentences"]
+__all__ = ["DEFAULT_LOCALE_DIR", "catalogue_entries", "catalogue_sentences", "file_sentences", "is_plain_text",
+           "split_sentences"]
 
 DEFAULT_LOCALE_DIR = "/usr/share/locale/vi/LC_MESSAGES"
 MIN_WORDS = 3  # after normalisation
@@ -93,10 +94,16 @@ def _is_prose(sentence: str) -> bool:
                    and word.lower() not in _EXPANDED_WORDS_ANY_CASE for word in _WORD.findall(sentence))
 
 
-def _entry_sentences(entry: str) -> Iterable[str]:
+def is_plain_text(entry: str) -> bool:
+    """Whether a catalogue entry (or any paragraph) is free of format directives, markup, code, URLs,
+    paths, command-line options, column layouts and control characters other than line breaks."""
     if any(c in _REJECT_CHARS for c in entry) or _REJECT_PATTERNS.search(entry):
-        return
-    if any(unicodedata.category(c) == "Cc" and c != "\n" for c in entry):
+        return False
+    return not any(unicodedata.category(c) == "Cc" and c != "\n" for c in entry)
+
+
+def _entry_sentences(entry: str) -> Iterable[str]:
+    if not is_plain_text(entry):
         return
     for sentence in split_sentences(entry):
         if not _is_prose(sentence):
@@ -113,24 +120,24 @@ def _dedupe(sentences: Iterable[str]) -> list[str]:
 def catalogue_sentences(locale_dir: str | os.PathLike = DEFAULT_LOCALE_DIR) -> list[str]:
     """Normalised Vietnamese sentences from the translations (plural forms too) of every ``*.mo``
     catalogue in ``locale_dir``, in order of file name, then msgid, then position in the entry."""
+    return _dedupe(s for entry in catalogue_entries(locale_dir) for s in _entry_sentences(entry))
+
+
+def catalogue_entries(locale_dir: str | os.PathLike = DEFAULT_LOCALE_DIR) -> Iterable[str]:
+    """The translations (plural forms too) of every ``*.mo`` catalogue in ``locale_dir`` as written
+    (case, punctuation, line breaks), in order of file name, then msgid."""
     directory = Path(locale_dir)
     if not directory.is_dir():
         raise FileNotFoundError(f"no message catalogue directory {directory}")
-
-    def entries() -> Iterable[str]:
-        for path in sorted(directory.glob("*.mo")):
-            with open(path, "rb") as f:
-                try:
-                    catalog = gettext.GNUTranslations(f)._catalog
-                except (OSError, UnicodeDecodeError) as exc:
-                    raise ValueError(f"{path}: not a readable .mo catalogue ({exc})") from None
-            # msgids are str, plural forms (msgid, index); the "" entry is the header
-            keys = sorted(catalog, key=lambda k: (k, -1) if isinstance(k, str) else k)
-            for key in keys:
-                if key != "":
-                    yield from _entry_sentences(catalog[key])
-
-    return _dedupe(entries())
+    for path in sorted(directory.glob("*.mo")):
+        with open(path, "rb") as f:
+            try:
+                catalog = gettext.GNUTranslations(f)._catalog
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(f"{path}: not a readable .mo catalogue ({exc})") from None
+        # msgids are str, plural forms (msgid, index); the "" entry is the header
+        keys = sorted(catalog, key=lambda k: (k, -1) if isinstance(k, str) else k)
+        yield from (catalog[key] for key in keys if key != "")
 
 
 def file_sentences(path: str | os.PathLike) -> list[str]:

@@ -57,13 +57,27 @@ class StreamStats:
     """What a stream saw, filled in as it is read (the caller judges the file when it ends)."""
     source_rate: int = 0         # Hz of the file
     samples: int = 0             # 16 kHz samples delivered
-    peak: float = 0.0            # largest |sample| after mixing to mono, full scale = 1
+    peak: float = 0.0            # largest |sample| after mixing to mono (or of the channel read), full scale = 1
+
+
+def channel_count(source: str | BinaryIO, name: str) -> int:
+    """Channels of ``source`` from its header (a file object is left at its start)."""
+    try:
+        with sf.SoundFile(source) as fh:
+            count = int(fh.channels)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise AudioError(f"{name}: unreadable audio ({exc})") from None
+    finally:
+        if hasattr(source, "seek"):
+            source.seek(0)
+    return count
 
 
 def read_blocks(source: str | BinaryIO, name: str, stats: StreamStats,
-                block_s: float = READ_BLOCK_S) -> Iterator[np.ndarray]:
+                block_s: float = READ_BLOCK_S, channel: int | None = None) -> Iterator[np.ndarray]:
     """Float32 (S,) blocks of ``source`` (path or binary file object; any format libsndfile reads,
-    any rate, any channel count) mixed to mono and resampled to 16 kHz in a stream.
+    any rate, any channel count) mixed to mono (``channel`` None) or the 0-based ``channel`` alone,
+    resampled to 16 kHz in a stream.
 
     ``name`` is what errors call the file. Raises ``AudioError`` for unreadable or empty audio.
     """
@@ -75,10 +89,15 @@ def read_blocks(source: str | BinaryIO, name: str, stats: StreamStats,
         stats.source_rate = rate = int(fh.samplerate)
         if rate <= 0:
             raise AudioError(f"{name}: invalid sample rate {rate}")
+        if channel is not None and not 0 <= channel < fh.channels:
+            raise AudioError(f"{name}: no channel {channel + 1} (the file has {fh.channels})")
         resampler = None if rate == TARGET_RATE else soxr.ResampleStream(rate, TARGET_RATE, 1, "float32", "HQ")
         try:
             for block in fh.blocks(blocksize=max(1, int(block_s * rate)), dtype="float32", always_2d=True):
-                mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+                if channel is not None:
+                    mono = np.ascontiguousarray(block[:, channel])
+                else:
+                    mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
                 if mono.size:
                     stats.peak = max(stats.peak, float(np.abs(mono).max()))
                 out = mono if resampler is None else resampler.resample_chunk(mono, last=False)

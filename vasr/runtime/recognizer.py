@@ -23,7 +23,7 @@ import math
 import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO, overload
 
@@ -31,9 +31,11 @@ import numpy as np
 import onnxruntime as ort
 
 from vasr.kernels import WORD_SPACE, FbankOptions, Hypothesis, compute_fbank_batch
-from vasr.runtime.audio import TARGET_RATE, AudioError, StreamStats, read_blocks, resample
+from vasr.runtime.audio import TARGET_RATE, AudioError, StreamStats, channel_count, read_blocks, resample
 from vasr.runtime.decode import Alternative, DecodeOptions, Decoder, read_tuned, resolve
 from vasr.runtime.decode.rescore import word_spans
+from vasr.runtime.display import Display, display_words
+from vasr.runtime.punct import find_punctuator
 from vasr.runtime.vad import ChunkOptions, chunks
 from vasr.text.normalize import NORMALIZER_VERSION
 
@@ -67,6 +69,8 @@ class RecognizerOptions:
     max_batch_frames: int = 8000       # padded fbank frames per model call (batch x longest); 0 = one chunk
     chunk: ChunkOptions = field(default_factory=ChunkOptions)
     decode: DecodeOptions = field(default_factory=DecodeOptions)
+    raw: bool = False                  # show the acoustic text as it is: no ITN, punctuation or hot-word spelling
+    channels: str = "mix"              # files: "mix" to mono, "split" (each channel alone), or "N" (1-based) only
 
 
 @dataclass(frozen=True)
@@ -79,15 +83,19 @@ class Word:
 
 @dataclass(frozen=True)
 class Segment:
-    """One chunk's result."""
+    """One chunk's result: the display text and words (``vasr.runtime.display``) and the acoustic
+    ones they came from."""
     start: float          # seconds from the start of the file
     end: float
-    text: str
+    text: str                        # display text (= raw_text with RecognizerOptions.raw)
     tokens: tuple[int, ...]
-    frames: tuple[int, ...]          # per token, model frame (40 ms) within the file
-    words: tuple[Word, ...]
+    frames: tuple[int, ...]          # per token, model frame within the file
+    words: tuple[Word, ...]          # display words, each timed over the spoken words it stands for
     confidence: float                # exp(mean per-frame log-prob of the best path), 0..1
-    nbest: tuple[Alternative, ...]
+    nbest: tuple[Alternative, ...]   # acoustic alternatives
+    raw_text: str = ""               # the acoustic text: normalised, as the model spells it
+    raw_words: tuple[Word, ...] = ()
+    channel: int | None = None       # 1-based channel of a --channels split/N input (None: mixed)
 
 
 @dataclass(frozen=True)
@@ -100,7 +108,13 @@ class Transcript:
 
     @property
     def text(self) -> str:
+        """What a person reads: numbers written, punctuated and cased where the model directory can."""
         return " ".join(s.text for s in self.segments if s.text)
+
+    @property
+    def raw_text(self) -> str:
+        """The acoustic text (normalised): what CER/WER are measured on."""
+        return " ".join(s.raw_text for s in self.segments if s.raw_text)
 
     @property
     def tokens(self) -> tuple[int, ...]:
@@ -109,6 +123,10 @@ class Transcript:
     @property
     def words(self) -> tuple[Word, ...]:
         return tuple(w for s in self.segments for w in s.words)
+
+    @property
+    def raw_words(self) -> tuple[Word, ...]:
+        return tuple(w for s in self.segments for w in s.raw_words)
 
 
 def read_model_dir(directory: str | os.PathLike, model_file: str = MODEL_INT8) -> tuple[Path, list[str], dict]:
@@ -163,6 +181,8 @@ class Recognizer:
     def __init__(self, model_dir: str | os.PathLike, options: RecognizerOptions = RecognizerOptions()):
         from vasr.text.tokens import Tokenizer
 
+        if options.channels not in ("mix", "split") and not (options.channels.isdigit() and int(options.channels) >= 1):
+            raise ValueError(f"channels {options.channels!r}: expected mix, split or a channel number from 1")
         self.options = options
         self.model_path, self.symbols, self.config = read_model_dir(model_dir, options.model_file)
         self.fbank = FbankOptions(**self.config.get("features", {}))
@@ -195,6 +215,9 @@ class Recognizer:
                 warnings.warn(f"{model_dir}: cannot load the tokenizer ({exc})", stacklevel=2)
         self.tuned = read_tuned(model_dir)
         self.decoder = self.decoder_for(options.decode)
+        self.display = None if options.raw else Display(
+            find_punctuator(model_dir, options.threads),
+            tuple(h if isinstance(h, str) else h[0] for h in options.decode.hotwords))
 
     def decoder_for(self, options: DecodeOptions) -> Decoder:
         """A decoder of this model's output with ``options`` (unset ones from its decode.json)."""
@@ -219,9 +242,11 @@ class Recognizer:
         frames = len(log_probs)
         confidence = math.exp(_best_path(log_probs) / frames) if frames else 0.0
         end = offset_s + (frames * self.frame_s if duration_s is None else duration_s)
-        return Segment(round(offset_s, 3), round(end, 3), best.text, best.tokens,
-                       tuple(first + f for f in best.frames), self._words(best, log_probs, offset_s),
-                       confidence, decoded.alternatives)
+        words = self._words(best, log_probs, offset_s)
+        shown = words if self.display is None else display_words(words, self.display, Word)
+        return Segment(round(offset_s, 3), round(end, 3), " ".join(w.text for w in shown), best.tokens,
+                       tuple(first + f for f in best.frames), shown, confidence, decoded.alternatives,
+                       best.text, words)
 
     def _words(self, hyp: Hypothesis, log_probs: np.ndarray, offset_s: float) -> tuple[Word, ...]:
         """Words of ``hyp`` (``word_spans``: a token whose symbol starts with ▁ starts a new word),
@@ -246,7 +271,8 @@ class Recognizer:
     def transcribe(self, audio: Input, sample_rate: int | None = None) -> Transcript: ...
 
     @overload
-    def transcribe(self, audio: list[Input] | tuple[Input, ...], sample_rate: int | None = None) -> list[Transcript]: ...
+    def transcribe(self, audio: list[Input] | tuple[Input, ...],
+                   sample_rate: int | None = None) -> list[Transcript]: ...
 
     def transcribe(self, audio, sample_rate=None):
         """Transcribe one input or a list of them.
@@ -270,18 +296,21 @@ class Recognizer:
         Chunks of consecutive inputs share model calls up to ``max_batch_frames`` padded frames. A bad
         input yields a Transcript with ``error`` set and does not stop the others.
         """
-        pending: list[tuple[int, float, np.ndarray]] = []     # (input index, offset s, wave)
+        pending: list[tuple[int, int | None, float, np.ndarray]] = []  # (input index, channel, offset s, wave)
         state: dict[int, _Input] = {}
         done = 0
         for index, source in enumerate(sources):
             name, stream = (source, source) if isinstance(source, (str, os.PathLike)) else source
             item = state[index] = _Input(str(name))
             try:
-                for offset, wave in chunks(_blocks(stream, str(name), item.stats), self.options.chunk):
-                    pending.append((index, offset / TARGET_RATE, wave))
-                    if self._batch_full(pending):
-                        self._run(pending, state)
-                        pending = []
+                for channel in self._channels(stream, str(name)):
+                    stats = StreamStats()
+                    for offset, wave in chunks(_blocks(stream, str(name), stats, channel), self.options.chunk):
+                        pending.append((index, channel, offset / TARGET_RATE, wave))
+                        if self._batch_full(pending):
+                            self._run(pending, state)
+                            pending = []
+                    item.add(stats)
                 item.error = _judge(str(name), item.stats)
             except AudioError as exc:
                 item.error = str(exc)
@@ -296,15 +325,25 @@ class Recognizer:
             yield state.pop(done).result()
             done += 1
 
-    def _batch_full(self, pending: list[tuple[int, float, np.ndarray]]) -> bool:
-        longest = max(p[2].size for p in pending) // self.fbank.window_shift  # fbank frames
+    def _channels(self, stream, name: str) -> list[int | None]:
+        """0-based channels of a file input to read one by one; [None]: mixed to mono."""
+        mode = self.options.channels
+        if mode == "mix" or isinstance(stream, (np.ndarray, AudioError)):
+            return [None]
+        if mode == "split":
+            return list(range(channel_count(stream, name)))
+        return [int(mode) - 1]
+
+    def _batch_full(self, pending: list[tuple[int, int | None, float, np.ndarray]]) -> bool:
+        longest = max(p[3].size for p in pending) // self.fbank.window_shift  # fbank frames
         return longest * (len(pending) + 1) > self.options.max_batch_frames
 
-    def _run(self, pending: list[tuple[int, float, np.ndarray]], state: dict[int, _Input]) -> None:
+    def _run(self, pending: list[tuple[int, int | None, float, np.ndarray]], state: dict[int, _Input]) -> None:
         if not pending:
             return
-        for (index, offset, wave), lp in zip(pending, self.log_probs([p[2] for p in pending])):
-            state[index].segments.append(self.decode(lp, offset, wave.size / TARGET_RATE))
+        for (index, channel, offset, wave), lp in zip(pending, self.log_probs([p[3] for p in pending])):
+            segment = self.decode(lp, offset, wave.size / TARGET_RATE)
+            state[index].segments.append(segment if channel is None else replace(segment, channel=channel + 1))
 
 
 @dataclass
@@ -315,10 +354,16 @@ class _Input:
     error: str | None = None
     read: bool = False
 
+    def add(self, stats: StreamStats) -> None:
+        """One channel read: the input lasts as long as its longest channel, peaks at its loudest."""
+        self.stats.source_rate = stats.source_rate
+        self.stats.samples = max(self.stats.samples, stats.samples)
+        self.stats.peak = max(self.stats.peak, stats.peak)
+
     def result(self) -> Transcript:
         if self.error:
             return Transcript(self.name, error=self.error)
-        return Transcript(self.name, self.stats.samples / TARGET_RATE, tuple(sorted(self.segments, key=_start)))
+        return Transcript(self.name, self.stats.samples / TARGET_RATE, tuple(sorted(self.segments, key=_order)))
 
 
 def _source(audio, sample_rate: int | None, name: str) -> Source:
@@ -340,15 +385,17 @@ def _source(audio, sample_rate: int | None, name: str) -> Source:
     raise TypeError(f"{name}: expected a path, a binary file object or a numpy waveform, got {type(audio).__name__}")
 
 
-def _start(segment: Segment) -> float:
-    return segment.start
+def _order(segment: Segment) -> tuple[float, int]:
+    return segment.start, segment.channel or 0
 
 
-def _blocks(stream, name: str, stats: StreamStats) -> Iterator[np.ndarray]:
+def _blocks(stream, name: str, stats: StreamStats, channel: int | None) -> Iterator[np.ndarray]:
     if isinstance(stream, AudioError):
         raise stream
     if not isinstance(stream, np.ndarray):
-        return read_blocks(stream, name, stats)
+        if channel and hasattr(stream, "seek"):
+            stream.seek(0)          # a file object read once per channel
+        return read_blocks(stream, name, stats, channel=channel)
     wave = np.ascontiguousarray(stream, dtype=np.float32)
     stats.source_rate, stats.samples = TARGET_RATE, wave.size
     stats.peak = float(np.abs(wave).max()) if wave.size else 0.0

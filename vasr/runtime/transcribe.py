@@ -37,6 +37,8 @@ class TranscribeConfig:
     format: str = "text"                        # one of vasr.runtime.formats.FORMATS
     out_dir: str | None = None                  # one file per input here instead of stdout
     fp32: bool = False                          # model.onnx instead of model.int8.onnx
+    raw: bool = False                           # the acoustic text only (no ITN, punctuation, hot-word spelling)
+    channels: str = "mix"                       # mix | split (one text per channel) | N (channel N alone, 1-based)
     beam: int = 1                               # 1 = greedy
     nbest: int = 1
     hotwords_file: str | None = None            # lines "phrase" or "phrase:boost"
@@ -111,11 +113,12 @@ def run(config: TranscribeConfig, out: TextIO | None = None, err: TextIO | None 
     out, err = out or sys.stdout, err or sys.stderr
     if config.format not in FORMATS:
         raise ValueError(f"unknown format {config.format!r}; expected one of {', '.join(FORMATS)}")
-    options = RecognizerOptions(model_file=MODEL_FP32 if config.fp32 else MODEL_INT8, threads=config.threads, max_batch_frames=config.max_batch_frames,
-                                chunk=config.chunk, decode=DecodeOptions(
-                                    config.beam, config.nbest, read_hotwords(config), lm=config.lm,
-                                    lm_weight=config.lm_weight, word_bonus=config.word_bonus,
-                                    embeddings=config.embeddings, context=config.context))
+    options = RecognizerOptions(model_file=MODEL_FP32 if config.fp32 else MODEL_INT8, threads=config.threads,
+                                max_batch_frames=config.max_batch_frames, chunk=config.chunk, raw=config.raw,
+                                channels=config.channels,
+                                decode=DecodeOptions(config.beam, config.nbest, read_hotwords(config), lm=config.lm,
+                                                     lm_weight=config.lm_weight, word_bonus=config.word_bonus,
+                                                     embeddings=config.embeddings, context=config.context))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         recognizer = Recognizer(config.model_dir, options)
@@ -137,7 +140,7 @@ def run(config: TranscribeConfig, out: TextIO | None = None, err: TextIO | None 
             print(f"vasr transcribe: error: {t.error}", file=err)
         audio_s += t.duration_s
         if refs[i] is not None and not t.error:
-            scored.append((refs[i], t.text))
+            scored.append((refs[i], t.raw_text))
         if t.error and config.format in ("text", "srt", "vtt"):
             continue
         text = render(t, config.format, with_path=many)

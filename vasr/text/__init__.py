@@ -1,5 +1,6 @@
-"""Vietnamese text: normalisation (``normalize``), number reading (``numbers``) and the tokenizers
-that map normalised text to token ids and ``tokens.txt`` (``tokens``)."""
+"""Vietnamese text: normalisation (``normalize``), number reading (``numbers``), its inverse from
+spoken words back to written numbers (``itn``) and the tokenizers that map normalised text to token
+ids and ``tokens.txt`` (``tokens``)."""
 from vasr.text.normalize import NORMALIZER_VERSION, is_syllable, normalize
 from vasr.text.numbers import expand_numbers, number_to_words
 from vasr.text.tokens import BpeTokenizer, CharTokenizer, Tokenizer, read_tokens, write_tokens
