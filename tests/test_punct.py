@@ -160,3 +160,24 @@ def test_punct_eval_and_print_config_commands(tiny_model, tmp_path, monkeypatch,
     config = yaml.safe_load(capsys.readouterr().out)
     assert (config["epochs"], config["out_dir"]) == (3, "m")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["eval.txt"]      # nothing ran: no database, no model
+
+
+def test_the_recognizer_punctuates_with_the_model_in_its_directory(tiny_model, tmp_path):
+    """The punctuation files copied into an exported model directory: transcripts are cased and
+    marked, raw text and scores stay the acoustic ones, words keep their times."""
+    import shutil
+
+    from test_export import exported
+    from test_runtime import good
+
+    from vasr.runtime.recognizer import Recognizer, RecognizerOptions
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(exported()["model_dir"], model_dir)
+    for name in ("punct.onnx", "punct.json"):
+        shutil.copy(tiny_model[0] / name, model_dir / name)
+    t = Recognizer(model_dir).transcribe(good(0))
+    assert t.raw_text == "xin chào"
+    assert t.text[0] == "X" and t.text[-1] in ".?!" and t.text[1:-1] == "in chào"
+    assert [(w.start, w.end) for w in t.words] == [(w.start, w.end) for w in t.raw_words]
+    assert Recognizer(model_dir, RecognizerOptions(raw=True)).transcribe(good(0)).text == "xin chào"
