@@ -123,6 +123,7 @@ SENTENCES = [
 # ambiguous readings that must stay words
 STAY_WORDS = [
     "một chút", "một số người", "năm nay", "ba mẹ tôi", "bốn phương", "tôi có hai con mèo", "không có gì",
+    "một độ tuổi", "theo hai độ dài", "một độ thị",
     "không đồng ý", "không một ai", "năm ngoái", "hai ba người", "mười mấy người", "hai mươi mấy tuổi",
     "mỗi tháng một lần", "ngày tháng năm sinh", "hàng trăm người", "hàng nghìn năm", "mấy trăm nghìn",
     "vài triệu", "một vài", "trăm năm", "thứ nhất", "thứ tư", "thứ hai tuần sau", "ba đồng chí",
@@ -216,7 +217,9 @@ written_items = st.one_of(
     decimals,
     st.builds(lambda q: f"{q}%", st.one_of(integers.map(_digits), decimals)),
     st.builds(lambda q, u: f"{q} {u}", quantities, st.sampled_from(SPACED_UNITS)),
-    st.builds(lambda q, u: f"{q}{u}", quantities, st.sampled_from(["°", "°C"])),
+    st.builds(lambda q: f"{q}°C", quantities),
+    # a bare degree after an integer below 10 stays a word (một độ tuổi): degrees from 10 or decimals
+    st.builds(lambda q: f"{q}°", st.one_of(integers.filter(lambda n: n >= 10).map(_digits), decimals)),
     st.builds(lambda n: f"{_digits(n)} đồng", st.integers(10, 10**12)),
     # below 10 000: numbers.py drops the sign of "-10.000" (its "." rule runs before the "-" rule)
     st.builds(lambda n: f"-{n}", st.integers(10, 9999)),

@@ -27,7 +27,8 @@ When a number stays words (the ambiguity rule):
 1. An integer below ``MIN_DIGITS_ALONE`` (10) stays a word unless a unit, ``phần trăm`` or
    ``giờ`` follows, or it is part of a date, time, decimal or range: một số, năm nay, ba mẹ,
    bốn phương, tôi có hai con mèo, thứ hai, ba tháng, năm đồng (Vietnamese style writes small
-   counts in words; ``đồng`` is not a unit here: ba đồng chí, hai đồng nghiệp).
+   counts in words; ``đồng`` is not a unit here: ba đồng chí, hai đồng nghiệp; nor is a bare
+   ``độ``, the noun of độ tuổi, độ dài: một độ tuổi stays, năm độ xê is 5°C, ba mươi độ is 30°).
 2. ``không`` is zero only before ``phẩy`` or ``phần trăm``, as the hour of a time with minutes
    (0:30), as a minute or second, and in digit runs and decimals: không đồng ý, không một ai,
    không đến mười người, không giờ keep it as a word.
@@ -89,6 +90,9 @@ UNITS = {
     "đô la mỹ": "USD", "đô la": "đô la",
 }
 ATTACHED_UNITS = frozenset(("%", "°", "°C"))  # written without a space after the number
+# "độ" alone is also the noun of độ cao, độ tuổi, độ dài: after a number below 10 it stays a word
+# (một độ tuổi, hai độ dài); with a larger number or a decimal it is the degree sign (30°, 2,5°)
+BARE_DEGREE = "°"
 # first word -> (spoken words, written), longest first
 _UNITS_BY_FIRST: dict[str, list[tuple[tuple[str, ...], str]]] = {}
 for _spoken, _written in sorted(UNITS.items(), key=lambda item: -len(item[0].split())):
@@ -255,8 +259,9 @@ def _with_unit(text: str, first: int, end: int, words: Sequence[str]) -> list[Sp
 
 def _quantity(words: Sequence[str], i: int, number: _Number) -> list[Span] | None:
     """A number with its unit, or alone when rules 1 and 3 let it be written in digits."""
+    small = number.fraction is None and number.value < MIN_DIGITS_ALONE
     spans = _with_unit(number.written, i, number.end, words)
-    if spans:
+    if spans and not (small and spans[0].text.endswith(BARE_DEGREE)):
         return spans
     if number.fraction is None and (number.value < MIN_DIGITS_ALONE or _at(words, number.end) in BLOCKERS):
         return None
