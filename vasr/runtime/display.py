@@ -17,6 +17,7 @@ mean confidence, so subtitles and word timestamps stay attached to what is shown
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,6 +37,7 @@ class Display:
     hotwords: tuple[str, ...] = ()            # phrases as the user wrote them
     itn: bool = True                          # written numbers, dates, times, money, units
 
+    @functools.cached_property  # normalised once per recognizer, not per chunk
     def spellings(self) -> dict[tuple[str, ...], tuple[str, ...]]:
         """Normalised words of each hot word -> its written words (a word count that normalisation
         changes, such as "TP.HCM", is shown as one written word over the spoken ones)."""
@@ -77,7 +79,7 @@ def display_words(words: Sequence, display: Display, word_type) -> tuple:
     if not spoken:
         return ()
     marked = display.punctuator.apply(spoken) if display.punctuator is not None else list(spoken)
-    spellings = display.spellings()
+    spellings = display.spellings
     pieces: list[tuple[str, int, int, bool]] = []  # (written text, first, end, is a hot word)
     start = 0
     for first, end in _hotword_runs(spoken, spellings) + [(len(spoken), len(spoken))]:
