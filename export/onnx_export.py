@@ -96,6 +96,7 @@ class ExportReport:
     gate_utterances: int = 0
     gate_passed: bool | None = None      # None: not gated
     model_id: int | None = None
+    streaming: dict | None = None        # the streaming export's figures (streaming models only)
 
     def format(self) -> str:
         lines = [f"exported to {self.out_dir} (fp32 vs PyTorch max |delta log-prob| {self.parity_max_abs:.2e})"]
@@ -109,6 +110,13 @@ class ExportReport:
             lines.append("int8 gate: " + ("passed" if self.gate_passed else "FAILED (see warning)"))
         else:
             lines.append(f"int8 variant {self.variant} written without a gate set (CER not measured)")
+        if self.streaming is not None:
+            st = self.streaming
+            line = (f"streaming model ({st['chunk']} x 40 ms chunks, {st['left_chunks']} left): chunked onnxruntime "
+                    f"vs PyTorch max |delta log-prob| {st['parity_max_abs']:.2e}")
+            if st.get("cer_int8") is not None:
+                line += f"; streaming CER fp32 {100 * st['cer_fp32']:.2f}% int8 {100 * st['cer_int8']:.2f}%"
+            lines.append(line)
         if self.model_id is not None:
             lines.append(f"registered as model {self.model_id}")
         return "\n".join(lines)
@@ -228,6 +236,8 @@ def export(config: ExportConfig) -> ExportReport:
         warnings.warn("no gate set (no --manifest and no database split): int8 written without a CER check",
                       stacklevel=2)
     _record_int8(out, report)
+    if loaded.model.cfg.streaming:
+        report.streaming = _export_streaming(config, loaded.model, out, meta, names[report.variant], sources, refs)
     if config.register:
         report.model_id = _register(config, loaded, out)
     return report
@@ -265,6 +275,45 @@ def _record_int8(out: Path, report: ExportReport) -> None:
                       "fp32": dataclasses.asdict(report.fp32) if report.fp32 else None,
                       "variants": [dataclasses.asdict(v) for v in report.variants]}
     path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _export_streaming(config: ExportConfig, model: CtcModel, out: Path, meta: dict[str, str], variant: QuantVariant,
+                      sources: list, refs: list[str]) -> dict:
+    """The streaming graph (fp32 and the offline model's int8 variant), its parity, and on the gate
+    set its streaming CER fp32 against int8 (warned beyond ``cer_threshold``); kept in config.json."""
+    from vasr.export.streaming import PARITY_TOLERANCE as STREAM_TOLERANCE, export_streaming
+    from vasr.runtime.stream import STREAM_FP32, STREAM_INT8, StreamOptions
+
+    options = StreamOptions()
+    parity = export_streaming(model, out / STREAM_FP32, meta, options)
+    if parity > STREAM_TOLERANCE:
+        warnings.warn(f"streaming onnxruntime fp32 differs from PyTorch by {parity:.2e} (> {STREAM_TOLERANCE})",
+                      stacklevel=3)
+    quantize(out / STREAM_FP32, out / STREAM_INT8, variant)
+    figures = {"chunk": options.chunk, "left_chunks": options.left_chunks, "parity_max_abs": parity,
+               "variant": variant.name, "cer_fp32": None, "cer_int8": None}
+    if sources:
+        figures["cer_fp32"] = measure_streaming(out, MODEL_FP32, sources, refs, config.threads)
+        figures["cer_int8"] = measure_streaming(out, MODEL_INT8, sources, refs, config.threads)
+        gap = figures["cer_int8"] - figures["cer_fp32"]
+        if gap > config.cer_threshold:
+            warnings.warn(f"streaming int8 CER is {100 * gap:.2f} points above fp32, beyond the "
+                          f"{100 * config.cer_threshold:.2f}-point threshold: prefer --fp32", stacklevel=3)
+    path = out / CONFIG_FILE
+    written = json.loads(path.read_text(encoding="utf-8"))
+    written["streaming"] = figures
+    path.write_text(json.dumps(written, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return figures
+
+
+def measure_streaming(model_dir: Path, model_file: str, sources: list, refs: list[str], threads: int) -> float:
+    """Streaming CER (greedy, whole files fed in 0.1 s blocks) of the streaming counterpart of ``model_file``."""
+    from vasr.runtime.transcribe import resolve, score
+
+    recognizer = Recognizer(model_dir, RecognizerOptions(model_file=model_file, threads=threads, raw=True))
+    hyps = [recognizer.transcribe_stream(source).raw_text for source in resolve(sources)]
+    cer, _ = score(refs, hyps)
+    return cer.rate
 
 
 def _register(config: ExportConfig, loaded, out: Path) -> int:

@@ -12,7 +12,8 @@ from vasr.kernels import dispatch
 _EXPORTS = {
     **dict.fromkeys(("FbankOptions", "compute_fbank", "compute_fbank_batch", "FbankStream", "num_frames"), "fbank"),
     **dict.fromkeys(("WORD_SPACE", "DEFAULT_BOOST", "Hypothesis", "ContextGraph", "WordLM", "ctc_greedy_search",
-                     "ctc_prefix_beam_search", "ctc_log_likelihood", "ctc_forced_align", "tokens_to_text"), "ctc"),
+                     "ctc_prefix_beam_search", "PrefixBeamSearch", "ctc_log_likelihood", "ctc_forced_align",
+                     "tokens_to_text"), "ctc"),
     **dict.fromkeys(("EditCounts", "ErrorRate", "edit_distance", "edit_counts", "align", "corpus_wer",
                      "corpus_cer"), "levenshtein"),
 }

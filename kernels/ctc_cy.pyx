@@ -1,6 +1,6 @@
 # cython: boundscheck=False, wraparound=False, cdivision=True, language_level=3
 # distutils: language = c++
-"""Compiled CTC prefix beam search: mirrors ``ctc_py.ctc_prefix_beam_search`` step for step (same
+"""Compiled CTC prefix beam search: mirrors ``ctc_py.PrefixBeamSearch`` step for step (same
 candidate order, log-add order and tie-breaks), with the prefix trie, the beam and the Aho-Corasick
 transitions in C++. The other public names are numpy / pure Python and re-exported from ctc_py.
 """
@@ -75,7 +75,8 @@ cdef inline int graph_next(const Graph* g, int state, int v) noexcept nogil:
 
 
 cdef class _Prefixes:
-    """Trie of the prefixes that entered the beam (as ctc_py._Prefixes), in C++ vectors."""
+    """Trie of the prefixes that entered the beam (as ctc_py._Prefixes), in C++ vectors; the edge keys
+    need V, set from the first chunk by ``set_vocab``."""
     cdef vector[int] parent, token, word_len, ctx_state
     cdef vector[double] ctx, lm
     cdef unordered_map[long long, int] edges
@@ -87,12 +88,8 @@ cdef class _Prefixes:
     cdef dict word_cache
     cdef long long V
 
-    def __init__(self, V, lm, lm_weight, word_bonus, boundary):
-        self.V = V
+    def __init__(self, lm, lm_weight, word_bonus):
         self.wordlm, self.lm_weight, self.word_bonus = lm, lm_weight, word_bonus
-        self.has_boundary = boundary is not None
-        if self.has_boundary:
-            self.boundary = boundary
         self.parent.push_back(-1)
         self.token.push_back(-1)
         self.word_len.push_back(0)
@@ -101,6 +98,13 @@ cdef class _Prefixes:
         self.lm.push_back(0.0)
         self.lm_state = [lm.initial_state() if lm is not None else None]
         self.word_cache = {}
+
+    cdef int set_vocab(self, long long V, object boundary) except -1:
+        self.V = V
+        self.has_boundary = boundary is not None
+        if self.has_boundary:
+            self.boundary = boundary
+        return 0
 
     cdef double word_delta(self, int node) except? -1.5e308:
         cdef int n = self.word_len[node]
@@ -149,10 +153,10 @@ cdef class _Prefixes:
 def ctc_prefix_beam_search(log_probs, beam=8, blank=0, nbest=None, top_k=0, prune_logp=-INFINITY,
                            context=None, lm=None, lm_weight=0.5, word_bonus=0.0, word_boundary=None,
                            symbols=None):
-    lp, nbest, boundary = _py._check_search_args(log_probs, beam, blank, nbest, top_k, context, lm,
-                                                 word_boundary, symbols)
-    finals = _search(lp, beam, blank, top_k, prune_logp, context, lm, lm_weight, word_bonus, boundary)
-    return _py._finish(finals, context, lm, lm_weight, nbest, symbols)
+    cdef _Search search = _Search(beam, blank, nbest, top_k, prune_logp, context, lm, lm_weight, word_bonus,
+                                  word_boundary, symbols)
+    search.accept(log_probs)
+    return search.finish()
 
 
 ctc_prefix_beam_search.__doc__ = _py.ctc_prefix_beam_search.__doc__
@@ -288,172 +292,251 @@ cdef inline void set_slot(Slot* s, int node, int src, int token, double pb, doub
     s.ctx_state, s.ctx, s.lm = ctx_state, ctx, lm
 
 
-cdef list _search(const float[:, ::1] lp, int beam, int blank, int top_k, double prune_logp,
-                  object context, object lm, double lm_weight, double word_bonus, object boundary):
-    cdef Py_ssize_t T = lp.shape[0]
-    cdef int V = lp.shape[1]
-    cdef bint has_ctx = context is not None
-    cdef bint has_lm = lm is not None
-    cdef const unsigned char[::1] is_boundary
-    cdef const int[::1] cs, ct, cn, cf, cr
-    cdef const double[::1] cns, cos
+cdef class _Search:
+    """The compiled state and loop of ``PrefixBeamSearch`` (the public class adds the keywords' defaults,
+    which a cdef class cannot show to ``inspect``, and ctc_py's docstrings)."""
+    cdef int beam, blank, top_k, nbest, V
+    cdef double prune_logp, lm_weight
+    cdef object context, lm, word_boundary, symbols
+    cdef bint has_ctx, has_lm, finished
+    cdef readonly Py_ssize_t _frames  # frames accepted so far
     cdef Graph g
-    memset(&g, 0, sizeof(g))
-    if has_ctx:
-        cs, ct, cn = context.child_start, context.child_token, context.child_node
-        cf, cr = context.fail, context.root_next
-        cns, cos = context.node_score, context.output_score
-        g.child_start, g.child_token, g.child_node = &cs[0], &ct[0], &cn[0]
-        g.fail, g.root_next, g.n_root = &cf[0], &cr[0], cr.shape[0]
-        g.node_score, g.output_score = &cns[0], &cos[0]
-    if has_lm:
-        is_boundary = boundary
-    cdef _Prefixes prefixes = _Prefixes(V, lm, lm_weight, word_bonus, boundary)
+    cdef const int[::1] cs, ct, cn, cf, cr  # the context graph's arrays that g points into
+    cdef const double[::1] cns, cos
+    cdef const unsigned char[::1] is_boundary
+    cdef _Prefixes prefixes
     cdef vector[int] chain_parent, chain_frame  # Viterbi emission chains, as in ctc_py
     cdef vector[Slot] entries, slots, kept
     cdef vector[int] entry_of, child_head, child_next, cands
     cdef vector[pair[double, int]] order, ranked
-    cdef Slot* s
-    cdef Slot e
-    cdef Py_ssize_t t, k, n, m, live, n_slots
-    cdef int i, j, v, c, best, last, par, csrc, cbest, ctx_state
-    cdef double p, total, vbest, src, vsrc, ctx, lmv, score
-    entries.resize(1)
-    set_slot(&entries[0], ROOT, -1, -1, 0.0, -INFINITY, 0.0, -INFINITY, 0.0, -1, -1, -1, ROOT, 0.0, 0.0)
-    prefixes.edges.reserve(4 * T)
-    entry_of.push_back(-1)
-    for t in range(T):
-        best = 0
-        for v in range(1, V):
-            if lp[t, v] > lp[t, best]:
-                best = v
-        cands.clear()
-        if 0 < top_k < V:
-            ranked.clear()
-            for v in range(V):
-                ranked.push_back(pair[double, int](-<double>lp[t, v], v))
-            partial_sort(ranked.begin(), ranked.begin() + top_k, ranked.end())
-            for k in range(top_k):
-                v = ranked[k].second
-                if <double>lp[t, v] >= prune_logp or v == best:
-                    cands.push_back(v)
-            sort(cands.begin(), cands.end())
-        else:
-            for v in range(V):
-                if <double>lp[t, v] >= prune_logp or v == best:
-                    cands.push_back(v)
 
-        n = entries.size()
-        child_head.assign(n, -1)
-        child_next.assign(n, -1)
-        for i in range(n):
-            entry_of[entries[i].node] = i
-        for j in range(n):
-            par = prefixes.parent[entries[j].node]
-            if par >= 0 and entry_of[par] >= 0:
-                i = entry_of[par]
-                child_next[j] = child_head[i]
-                child_head[i] = j
-        if slots.size() < n * (cands.size() + 1):  # an entry makes its own slot + one per candidate
-            slots.resize(n * (cands.size() + 1))
-            order.resize(slots.size())
-        for i in range(n):
-            set_slot(&slots[i], entries[i].node, -1, -1, -INFINITY, -INFINITY, -INFINITY, -INFINITY,
-                     -INFINITY, -1, -1, -1, entries[i].ctx_state, entries[i].ctx, entries[i].lm)
-        n_slots = n
-        for i in range(n):
-            e = entries[i]
-            total = e.total
-            if e.vb >= e.vnb:
-                vbest, cbest = e.vb, e.cb
+    def __init__(self, beam, blank, nbest, top_k, prune_logp, context, lm, lm_weight, word_bonus, word_boundary,
+                 symbols):
+        self.nbest = _py._check_search_options(beam, nbest, top_k, lm, word_boundary)
+        self.beam, self.blank, self.top_k, self.prune_logp = beam, blank, top_k, prune_logp
+        self.context, self.lm, self.lm_weight = context, lm, lm_weight
+        self.word_boundary, self.symbols = word_boundary, symbols
+        self.has_ctx, self.has_lm = context is not None, lm is not None
+        memset(&self.g, 0, sizeof(Graph))
+        if self.has_ctx:
+            self.cs, self.ct, self.cn = context.child_start, context.child_token, context.child_node
+            self.cf, self.cr = context.fail, context.root_next
+            self.cns, self.cos = context.node_score, context.output_score
+            self.g.child_start, self.g.child_token, self.g.child_node = &self.cs[0], &self.ct[0], &self.cn[0]
+            self.g.fail, self.g.root_next, self.g.n_root = &self.cf[0], &self.cr[0], self.cr.shape[0]
+            self.g.node_score, self.g.output_score = &self.cns[0], &self.cos[0]
+        self.prefixes = _Prefixes(lm, lm_weight, word_bonus)
+        self.entries.resize(1)
+        set_slot(&self.entries[0], ROOT, -1, -1, 0.0, -INFINITY, 0.0, -INFINITY, 0.0, -1, -1, -1, ROOT, 0.0, 0.0)
+        self.entry_of.push_back(-1)
+
+    def accept(self, log_probs):
+        self._check_open("accept")
+        lp = _py._check_log_probs(log_probs)
+        if self.V == 0:
+            boundary = _py._check_search_vocab(lp.shape[1], self.blank, self.context, self.lm,
+                                               self.word_boundary, self.symbols)
+            self.prefixes.set_vocab(lp.shape[1], boundary)
+            if self.has_lm:
+                self.is_boundary = boundary
+            self.V = lp.shape[1]
+        elif lp.shape[1] != self.V:
+            raise ValueError(f"log_probs has V = {lp.shape[1]} but the search began with V = {self.V}")
+        self._run(lp)
+        self._frames += lp.shape[0]
+
+    def best(self):
+        cdef Slot* e
+        if self.entries.size() == 0:
+            return Hypothesis((), (), -INFINITY, -INFINITY, 0.0, 0.0, "")
+        e = &self.entries[0]
+        tokens = self.prefixes.tokens(e.node)
+        frames = _chain_frames(e.cb if e.vb >= e.vnb else e.cnb, self.chain_parent, self.chain_frame)
+        return Hypothesis(tokens, frames, e.total + e.ctx + e.lm, e.total, e.ctx, e.lm,
+                          tokens_to_text(tokens, self.symbols) if self.symbols is not None else "")
+
+    def finish(self):
+        self._check_open("finish")
+        self.finished = True
+        finals = _finals(self.entries, self.prefixes, self.chain_parent, self.chain_frame, self.has_lm)
+        return _py._finish(finals, self.context, self.lm, self.lm_weight, self.nbest, self.symbols)
+
+    cdef int _check_open(self, str method) except -1:
+        if self.finished:
+            raise RuntimeError(f"PrefixBeamSearch.{method}() after finish(): start a new search")
+        return 0
+
+    cdef int _run(self, const float[:, ::1] lp) except -1:
+        """Extend the beam by every frame of ``lp`` (as ctc_py.PrefixBeamSearch._step, frame by frame)."""
+        cdef Py_ssize_t T = lp.shape[0]
+        cdef int V = self.V, blank = self.blank, top_k = self.top_k
+        cdef double prune_logp = self.prune_logp
+        cdef bint has_ctx = self.has_ctx, has_lm = self.has_lm
+        cdef const Graph* g = &self.g
+        cdef _Prefixes prefixes = self.prefixes
+        cdef Slot* s
+        cdef Slot e
+        cdef Py_ssize_t t, k, n, m, live, n_slots
+        cdef int i, j, v, c, best, last, par, csrc, cbest, ctx_state, frame
+        cdef double p, total, vbest, src, vsrc, ctx, lmv, score
+        cdef size_t edges_needed = 4 * (self._frames + T)  # trie edges: a few new prefixes per frame
+        if prefixes.edges.bucket_count() < edges_needed:  # grown geometrically: chunks may be one frame
+            prefixes.edges.reserve(max(edges_needed, 2 * prefixes.edges.bucket_count()))
+        for t in range(T):
+            frame = <int>(self._frames + t)
+            best = 0
+            for v in range(1, V):
+                if lp[t, v] > lp[t, best]:
+                    best = v
+            self.cands.clear()
+            if 0 < top_k < V:
+                self.ranked.clear()
+                for v in range(V):
+                    self.ranked.push_back(pair[double, int](-<double>lp[t, v], v))
+                partial_sort(self.ranked.begin(), self.ranked.begin() + top_k, self.ranked.end())
+                for k in range(top_k):
+                    v = self.ranked[k].second
+                    if <double>lp[t, v] >= prune_logp or v == best:
+                        self.cands.push_back(v)
+                sort(self.cands.begin(), self.cands.end())
             else:
-                vbest, cbest = e.vnb, e.cnb
-            last = prefixes.token[e.node]
-            for c in range(<int>cands.size()):
-                v = cands[c]
-                p = lp[t, v]
-                if v == blank:
-                    s = &slots[i]
-                    s.pb = logadd(s.pb, total + p)
-                    if vbest + p > s.vb:
-                        s.vb, s.cb = vbest + p, cbest
-                    continue
-                if v == last:  # the run of the last token goes on; a new copy needs a blank before it
-                    s = &slots[i]
-                    s.pnb = logadd(s.pnb, e.pnb + p)
-                    if e.vnb + p > s.vnb:
-                        s.vnb, s.cnb, s.cnb_frame = e.vnb + p, e.cnb, -1
-                    src, vsrc, csrc = e.pb, e.vb, e.cb
-                else:
-                    src, vsrc, csrc = total, vbest, cbest
-                j = child_head[i]
-                while j >= 0 and prefixes.token[entries[j].node] != v:
-                    j = child_next[j]
-                if j < 0:
-                    ctx_state, ctx, lmv = e.ctx_state, e.ctx, e.lm
-                    if has_ctx:
-                        ctx_state = graph_next(&g, e.ctx_state, v)
-                        ctx = ctx + (g.node_score[ctx_state] - g.node_score[e.ctx_state]
-                                     + g.output_score[ctx_state])
-                    if has_lm and is_boundary[v]:
-                        lmv = lmv + prefixes.word_delta(e.node)
-                    set_slot(&slots[n_slots], -1, i, v, -INFINITY, src + p, -INFINITY, vsrc + p, -INFINITY,
-                             -1, csrc, t, ctx_state, ctx, lmv)
-                    n_slots += 1
-                else:
-                    s = &slots[j]
-                    s.pnb = logadd(s.pnb, src + p)
-                    if vsrc + p > s.vnb:
-                        s.vnb, s.cnb, s.cnb_frame = vsrc + p, csrc, t
+                for v in range(V):
+                    if <double>lp[t, v] >= prune_logp or v == best:
+                        self.cands.push_back(v)
 
-        # zero-probability prefixes never enter the beam; ties keep the lower slot index
-        live = 0
-        for k in range(n_slots):
-            slots[k].total = logadd(slots[k].pb, slots[k].pnb)
-            score = slots[k].total + slots[k].ctx + slots[k].lm
-            if score > -INFINITY:
-                order[live].first, order[live].second = -score, k
-                live += 1
-        m = min(<Py_ssize_t>beam, live)
-        if live > m:
-            nth_element(order.begin(), order.begin() + m, order.begin() + live)
-        sort(order.begin(), order.begin() + m)
-        for i in range(n):
-            entry_of[entries[i].node] = -1
-        kept.clear()
-        for k in range(m):
-            s = &slots[order[k].second]
-            if s.node < 0:
-                s.node = prefixes.add(entries[s.src].node, s.token, s)
-            if s.cnb_frame >= 0:
-                chain_parent.push_back(s.cnb)
-                chain_frame.push_back(s.cnb_frame)
-                s.cnb, s.cnb_frame = chain_parent.size() - 1, -1
-            kept.push_back(s[0])
-        entries.swap(kept)
-        entry_of.resize(prefixes.parent.size(), -1)
-    return _finals(entries, prefixes, chain_parent, chain_frame, has_lm)
+            n = self.entries.size()
+            self.child_head.assign(n, -1)
+            self.child_next.assign(n, -1)
+            for i in range(n):
+                self.entry_of[self.entries[i].node] = i
+            for j in range(n):
+                par = prefixes.parent[self.entries[j].node]
+                if par >= 0 and self.entry_of[par] >= 0:
+                    i = self.entry_of[par]
+                    self.child_next[j] = self.child_head[i]
+                    self.child_head[i] = j
+            if self.slots.size() < n * (self.cands.size() + 1):  # an entry's own slot + one per candidate
+                self.slots.resize(n * (self.cands.size() + 1))
+                self.order.resize(self.slots.size())
+            for i in range(n):
+                set_slot(&self.slots[i], self.entries[i].node, -1, -1, -INFINITY, -INFINITY, -INFINITY,
+                         -INFINITY, -INFINITY, -1, -1, -1, self.entries[i].ctx_state, self.entries[i].ctx,
+                         self.entries[i].lm)
+            n_slots = n
+            for i in range(n):
+                e = self.entries[i]
+                total = e.total
+                if e.vb >= e.vnb:
+                    vbest, cbest = e.vb, e.cb
+                else:
+                    vbest, cbest = e.vnb, e.cnb
+                last = prefixes.token[e.node]
+                for c in range(<int>self.cands.size()):
+                    v = self.cands[c]
+                    p = lp[t, v]
+                    if v == blank:
+                        s = &self.slots[i]
+                        s.pb = logadd(s.pb, total + p)
+                        if vbest + p > s.vb:
+                            s.vb, s.cb = vbest + p, cbest
+                        continue
+                    if v == last:  # the run of the last token goes on; a new copy needs a blank before it
+                        s = &self.slots[i]
+                        s.pnb = logadd(s.pnb, e.pnb + p)
+                        if e.vnb + p > s.vnb:
+                            s.vnb, s.cnb, s.cnb_frame = e.vnb + p, e.cnb, -1
+                        src, vsrc, csrc = e.pb, e.vb, e.cb
+                    else:
+                        src, vsrc, csrc = total, vbest, cbest
+                    j = self.child_head[i]
+                    while j >= 0 and prefixes.token[self.entries[j].node] != v:
+                        j = self.child_next[j]
+                    if j < 0:
+                        ctx_state, ctx, lmv = e.ctx_state, e.ctx, e.lm
+                        if has_ctx:
+                            ctx_state = graph_next(g, e.ctx_state, v)
+                            ctx = ctx + (g.node_score[ctx_state] - g.node_score[e.ctx_state]
+                                         + g.output_score[ctx_state])
+                        if has_lm and self.is_boundary[v]:
+                            lmv = lmv + prefixes.word_delta(e.node)
+                        set_slot(&self.slots[n_slots], -1, i, v, -INFINITY, src + p, -INFINITY, vsrc + p,
+                                 -INFINITY, -1, csrc, frame, ctx_state, ctx, lmv)
+                        n_slots += 1
+                    else:
+                        s = &self.slots[j]
+                        s.pnb = logadd(s.pnb, src + p)
+                        if vsrc + p > s.vnb:
+                            s.vnb, s.cnb, s.cnb_frame = vsrc + p, csrc, frame
+
+            # zero-probability prefixes never enter the beam; ties keep the lower slot index
+            live = 0
+            for k in range(n_slots):
+                s = &self.slots[k]
+                s.total = logadd(s.pb, s.pnb)
+                score = s.total + s.ctx + s.lm
+                if score > -INFINITY:
+                    self.order[live].first, self.order[live].second = -score, k
+                    live += 1
+            m = min(<Py_ssize_t>self.beam, live)
+            if live > m:
+                nth_element(self.order.begin(), self.order.begin() + m, self.order.begin() + live)
+            sort(self.order.begin(), self.order.begin() + m)
+            for i in range(n):
+                self.entry_of[self.entries[i].node] = -1
+            self.kept.clear()
+            for k in range(m):
+                s = &self.slots[self.order[k].second]
+                if s.node < 0:
+                    s.node = prefixes.add(self.entries[s.src].node, s.token, s)
+                if s.cnb_frame >= 0:
+                    self.chain_parent.push_back(s.cnb)
+                    self.chain_frame.push_back(s.cnb_frame)
+                    s.cnb, s.cnb_frame = self.chain_parent.size() - 1, -1
+                self.kept.push_back(s[0])
+            self.entries.swap(self.kept)
+            self.entry_of.resize(prefixes.parent.size(), -1)
+        return 0
+
+
+class PrefixBeamSearch(_Search):
+    __doc__ = _py.PrefixBeamSearch.__doc__
+    num_frames = property(lambda self: self._frames, doc=_py.PrefixBeamSearch.num_frames.__doc__)
+
+    def __init__(self, beam=8, blank=0, nbest=None, top_k=0, prune_logp=-INFINITY, context=None, lm=None,
+                 lm_weight=0.5, word_bonus=0.0, word_boundary=None, symbols=None):
+        _Search.__init__(self, beam, blank, nbest, top_k, prune_logp, context, lm, lm_weight, word_bonus,
+                         word_boundary, symbols)
+
+
+for _name in ("accept", "best", "finish"):
+    getattr(_Search, _name).__doc__ = getattr(_py.PrefixBeamSearch, _name).__doc__
+
+
+cdef tuple _chain_frames(int link, vector[int]& chain_parent, vector[int]& chain_frame):
+    """The frames of the emission chain that ends at ``link``, first to last."""
+    cdef list frames = []
+    while link >= 0:
+        frames.append(chain_frame[link])
+        link = chain_parent[link]
+    frames.reverse()
+    return tuple(frames)
 
 
 cdef list _finals(vector[Slot]& entries, _Prefixes prefixes, vector[int]& chain_parent,
                   vector[int]& chain_frame, bint has_lm):
     """Per entry, the tuple ctc_py._finish expects."""
-    cdef list finals = [], frames
+    cdef list finals = []
     cdef Py_ssize_t i
-    cdef int link, node
+    cdef int node
     cdef double lm_score
     for i in range(<Py_ssize_t>entries.size()):
         node = entries[i].node
-        link = entries[i].cb if entries[i].vb >= entries[i].vnb else entries[i].cnb
-        frames = []
-        while link >= 0:
-            frames.append(chain_frame[link])
-            link = chain_parent[link]
-        frames.reverse()
+        frames = _chain_frames(entries[i].cb if entries[i].vb >= entries[i].vnb else entries[i].cnb,
+                               chain_parent, chain_frame)
         lm_score, lm_state = prefixes.lm[node], None
         if has_lm:
             lm_score += prefixes.word_delta(node)
             lm_state = prefixes.word_cache[node][1]
-        finals.append((prefixes.tokens(node), tuple(frames), entries[i].total,
+        finals.append((prefixes.tokens(node), frames, entries[i].total,
                        prefixes.ctx[node], prefixes.ctx_state[node], lm_score, lm_state))
     return finals

@@ -10,7 +10,8 @@ ending in blank (``pb``) and in a token (``pnb``). Prefixes live in a trie (one 
 sequence), so the hot-word and LM state of a prefix, which depend on its tokens only, are computed
 once per node. Beside the sums it tracks the best single alignment (Viterbi) ending in blank and in a
 token, whose emission frames become ``Hypothesis.frames``: for each token, the first frame of its run
-in the most likely alignment of that prefix among those the beam kept.
+in the most likely alignment of that prefix among those the beam kept. ``PrefixBeamSearch`` runs
+the search chunk by chunk (streaming); ``ctc_prefix_beam_search`` is that with a single chunk.
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["WORD_SPACE", "DEFAULT_BOOST", "Hypothesis", "ContextGraph", "WordLM", "ctc_greedy_search",
-           "ctc_prefix_beam_search", "ctc_log_likelihood", "ctc_forced_align", "tokens_to_text"]
+           "ctc_prefix_beam_search", "PrefixBeamSearch", "ctc_log_likelihood", "ctc_forced_align",
+           "tokens_to_text"]
 
 WORD_SPACE = "\u2581"  # "▁": the symbol that stands for a space in tokens.txt
 DEFAULT_BOOST = 1.5  # nats of bonus per matched token of a hot word (icefall / sherpa-onnx default)
@@ -211,7 +213,7 @@ def ctc_greedy_search(log_probs: np.ndarray, blank: int = 0,
     single best alignment (sum of per-frame maxima), not the log-sum over alignments of the tokens.
     """
     lp = _check_log_probs(log_probs)
-    _check_common(lp, blank, symbols)
+    _check_common(lp.shape[1], blank, symbols)
     if lp.shape[0] == 0:
         return Hypothesis((), (), 0.0, 0.0, 0.0, 0.0, "")
     best = lp.argmax(axis=1)
@@ -315,16 +317,87 @@ def ctc_prefix_beam_search(log_probs: np.ndarray, beam: int = 8, blank: int = 0,
     (ids that begin a word) is appended and once more at the end (see ``WordLM``); ignored without lm.
     symbols: id -> symbol (length V) to fill ``Hypothesis.text``.
     """
-    lp, nbest, boundary = _check_search_args(log_probs, beam, blank, nbest, top_k, context, lm,
-                                             word_boundary, symbols)
-    prefixes = _Prefixes(context, lm, lm_weight, word_bonus, boundary)
-    chain_parent: list[int] = []  # Viterbi emission chains: link -> previous link (-1 = none)
-    chain_frame: list[int] = []  # link -> first frame of the token's run
-    entries = [_Slot(ROOT, -1, -1, 0.0, NEG_INF, 0.0, NEG_INF, 0.0, -1, -1, -1, ROOT, 0.0, 0.0)]
-    lp64 = lp.astype(np.float64)
-    for t in range(lp.shape[0]):
-        row = lp64[t]
-        candidates = _candidates(row, top_k, prune_logp)
+    search = PrefixBeamSearch(beam, blank, nbest, top_k, prune_logp, context, lm, lm_weight, word_bonus,
+                              word_boundary, symbols)
+    search.accept(log_probs)
+    return search.finish()
+
+
+class PrefixBeamSearch:
+    """``ctc_prefix_beam_search`` fed chunk by chunk (streaming): the beam, the prefixes' hot-word
+    and LM states and the frames' alignment chains carry over from one chunk to the next.
+
+    Keywords as ``ctc_prefix_beam_search`` (same checks; those that need V, such as ``blank``,
+    ``symbols``, ``context`` and ``word_boundary``, against the first chunk). ``finish()`` returns
+    exactly what ``ctc_prefix_beam_search`` returns for the concatenation of the accepted chunks,
+    for any chunking; afterwards the search accepts nothing more (RuntimeError). One per utterance.
+    """
+
+    def __init__(self, beam: int = 8, blank: int = 0, nbest: int | None = None, top_k: int = 0,
+                 prune_logp: float = NEG_INF, context: ContextGraph | None = None, lm: WordLM | None = None,
+                 lm_weight: float = 0.5, word_bonus: float = 0.0, word_boundary: Sequence[int] | None = None,
+                 symbols: Sequence[str] | None = None):
+        self._nbest = _check_search_options(beam, nbest, top_k, lm, word_boundary)
+        self._beam, self._blank, self._top_k, self._prune_logp = beam, blank, top_k, prune_logp
+        self._context, self._lm, self._lm_weight = context, lm, lm_weight
+        self._word_boundary, self._symbols = word_boundary, symbols
+        self._vocab = 0  # V of the first chunk; 0 before it
+        self._frames = 0
+        self._finished = False
+        self._prefixes = _Prefixes(context, lm, lm_weight, word_bonus, None)
+        self._chain_parent: list[int] = []  # Viterbi emission chains: link -> previous link (-1 = none)
+        self._chain_frame: list[int] = []  # link -> first frame of the token's run
+        self._entries = [_Slot(ROOT, -1, -1, 0.0, NEG_INF, 0.0, NEG_INF, 0.0, -1, -1, -1, ROOT, 0.0, 0.0)]
+
+    @property
+    def num_frames(self) -> int:
+        """Frames accepted so far."""
+        return self._frames
+
+    def accept(self, log_probs: np.ndarray) -> None:
+        """Search the next t frames: float32 (t, V) log-softmax, t >= 0, V that of the first chunk."""
+        self._check_open("accept")
+        lp = _check_log_probs(log_probs)
+        if self._vocab == 0:
+            self._prefixes.boundary = _check_search_vocab(lp.shape[1], self._blank, self._context, self._lm,
+                                                           self._word_boundary, self._symbols)
+            self._vocab = lp.shape[1]
+        elif lp.shape[1] != self._vocab:
+            raise ValueError(f"log_probs has V = {lp.shape[1]} but the search began with V = {self._vocab}")
+        lp64 = lp.astype(np.float64)
+        for t in range(lp.shape[0]):
+            self._step(lp64[t], self._frames + t)
+        self._frames += lp.shape[0]
+
+    def best(self) -> Hypothesis:
+        """The best prefix so far, as the beam ranks it: no end-of-utterance correction (an unfinished
+        hot word keeps its partial bonus, the last word is not LM-scored yet), so later frames may
+        revise it. The empty hypothesis before the first frame, and (scores -inf) when every prefix
+        has probability 0."""
+        if not self._entries:
+            return Hypothesis((), (), NEG_INF, NEG_INF, 0.0, 0.0, "")
+        e = self._entries[0]
+        tokens = self._prefixes.tokens(e.node)
+        frames = _chain_frames(e.cb if e.vb >= e.vnb else e.cnb, self._chain_parent, self._chain_frame)
+        return Hypothesis(tokens, frames, e.total + e.ctx + e.lm, e.total, e.ctx, e.lm,
+                          tokens_to_text(tokens, self._symbols) if self._symbols is not None else "")
+
+    def finish(self) -> list[Hypothesis]:
+        """End of utterance: the n-best list of ``ctc_prefix_beam_search`` over every accepted frame
+        (one empty hypothesis if none was)."""
+        self._check_open("finish")
+        self._finished = True
+        finals = _finals(self._entries, self._prefixes, self._chain_parent, self._chain_frame)
+        return _finish(finals, self._context, self._lm, self._lm_weight, self._nbest, self._symbols)
+
+    def _check_open(self, method: str) -> None:
+        if self._finished:
+            raise RuntimeError(f"PrefixBeamSearch.{method}() after finish(): start a new search")
+
+    def _step(self, row: np.ndarray, t: int) -> None:
+        """Extend the beam by frame ``t``: float64 (V,) log-probs."""
+        blank, prefixes, entries = self._blank, self._prefixes, self._entries
+        candidates = _candidates(row, self._top_k, self._prune_logp)
         index_of = {e.node: i for i, e in enumerate(entries)}
         child_slot = {}  # (entry index, token) -> index of the entry that is that extension
         for j, e in enumerate(entries):
@@ -368,35 +441,38 @@ def ctc_prefix_beam_search(log_probs: np.ndarray, beam: int = 8, blank: int = 0,
         scores = [s.total + s.ctx + s.lm for s in slots]
         # zero-probability prefixes (e.g. a repeat with no blank between) never enter the beam
         live = [k for k in range(len(slots)) if scores[k] > NEG_INF]
-        keep = sorted(live, key=lambda k: (-scores[k], k))[:beam]
-        prev, entries = entries, []
+        keep = sorted(live, key=lambda k: (-scores[k], k))[:self._beam]
+        self._entries = []
         for k in keep:
             s = slots[k]
             if s.node < 0:
-                s.node = prefixes.add(prev[s.src].node, s.token, s)
+                s.node = prefixes.add(entries[s.src].node, s.token, s)
             if s.cnb_frame >= 0:
-                chain_parent.append(s.cnb)
-                chain_frame.append(s.cnb_frame)
-                s.cnb, s.cnb_frame = len(chain_parent) - 1, -1
-            entries.append(s)
-    finals = _finals(entries, prefixes, chain_parent, chain_frame)
-    return _finish(finals, context, lm, lm_weight, nbest, symbols)
+                self._chain_parent.append(s.cnb)
+                self._chain_frame.append(s.cnb_frame)
+                s.cnb, s.cnb_frame = len(self._chain_parent) - 1, -1
+            self._entries.append(s)
+
+
+def _chain_frames(link: int, chain_parent, chain_frame) -> tuple[int, ...]:
+    """The frames of the emission chain that ends at ``link``, first to last."""
+    frames = []
+    while link >= 0:
+        frames.append(chain_frame[link])
+        link = chain_parent[link]
+    return tuple(frames[::-1])
 
 
 def _finals(entries, prefixes, chain_parent, chain_frame) -> list[tuple]:
     """Per entry of the last beam, the tuple ``_finish`` expects (the last word scored)."""
     finals = []
     for e in entries:
-        link = e.cb if e.vb >= e.vnb else e.cnb
-        frames = []
-        while link >= 0:
-            frames.append(chain_frame[link])
-            link = chain_parent[link]
+        frames = _chain_frames(e.cb if e.vb >= e.vnb else e.cnb, chain_parent, chain_frame)
         lm_score, lm_state = prefixes.lm[e.node], prefixes.lm_state[e.node]
         if prefixes.wordlm is not None:
             delta, lm_state = prefixes.word_delta(e.node)
             lm_score += delta
-        finals.append((prefixes.tokens(e.node), tuple(frames[::-1]), e.total,
+        finals.append((prefixes.tokens(e.node), frames, e.total,
                        prefixes.ctx[e.node], prefixes.ctx_state[e.node], lm_score, lm_state))
     return finals
 
@@ -510,6 +586,7 @@ def _finish(finals, context, lm, lm_weight, nbest, symbols) -> list[Hypothesis]:
 
 
 def _check_log_probs(log_probs) -> np.ndarray:
+    """float32 (T, V >= 1) without NaN or +inf (-inf, a zero probability, is allowed); C-contiguous."""
     if not isinstance(log_probs, np.ndarray) or log_probs.ndim != 2:
         raise ValueError(f"log_probs must be a 2-D numpy array (T, V); got "
                          f"{getattr(log_probs, 'shape', type(log_probs).__name__)}")
@@ -517,11 +594,14 @@ def _check_log_probs(log_probs) -> np.ndarray:
         raise ValueError(f"log_probs must be float32 (the model's output); got {log_probs.dtype}")
     if log_probs.shape[1] == 0:
         raise ValueError("log_probs has V = 0 tokens")
+    # the max is NaN if any entry is, +inf if any is: one vectorised pass over the array
+    if log_probs.size and not log_probs.max() < math.inf:
+        t, v = np.argwhere(np.isnan(log_probs) | (log_probs == math.inf))[0]
+        raise ValueError(f"log_probs[{t}, {v}] is {log_probs[t, v]}: log-probs must be finite or -inf")
     return np.ascontiguousarray(log_probs)
 
 
-def _check_common(lp: np.ndarray, blank: int, symbols) -> None:
-    V = lp.shape[1]
+def _check_common(V: int, blank: int, symbols) -> None:
     if not 0 <= blank < V:
         raise ValueError(f"blank id {blank} out of range [0, {V})")
     if symbols is not None and len(symbols) != V:
@@ -531,7 +611,7 @@ def _check_common(lp: np.ndarray, blank: int, symbols) -> None:
 def _check_likelihood_args(log_probs, tokens, blank) -> tuple[np.ndarray, np.ndarray]:
     """Validate ``ctc_log_likelihood``'s arguments; returns (C-contiguous log_probs, int32 token ids)."""
     lp = _check_log_probs(log_probs)
-    _check_common(lp, blank, None)
+    _check_common(lp.shape[1], blank, None)
     ids = np.asarray(tokens)
     if ids.ndim != 1:
         raise ValueError(f"tokens must be a 1-D sequence of token ids; got shape {ids.shape}")
@@ -552,11 +632,8 @@ def _frames_needed(ids: np.ndarray) -> int:
     return len(ids) + int(np.count_nonzero(ids[1:] == ids[:-1]))
 
 
-def _check_search_args(log_probs, beam, blank, nbest, top_k, context, lm, word_boundary, symbols):
-    """Validate the beam-search arguments; returns (C-contiguous log_probs, nbest, boundary mask or None)."""
-    lp = _check_log_probs(log_probs)
-    _check_common(lp, blank, symbols)
-    V = lp.shape[1]
+def _check_search_options(beam, nbest, top_k, lm, word_boundary) -> int:
+    """Validate the beam-search arguments that do not depend on V; returns nbest."""
     if beam < 1:
         raise ValueError(f"beam must be >= 1; got {beam}")
     nbest = beam if nbest is None else nbest
@@ -564,15 +641,22 @@ def _check_search_args(log_probs, beam, blank, nbest, top_k, context, lm, word_b
         raise ValueError(f"nbest must be in [1, beam={beam}]; got {nbest}")
     if top_k < 0:
         raise ValueError(f"top_k must be >= 0 (0 = all tokens); got {top_k}")
+    if lm is not None and word_boundary is None:
+        raise ValueError("an lm needs word_boundary: the token ids that begin a word")
+    return nbest
+
+
+def _check_search_vocab(V, blank, context, lm, word_boundary, symbols) -> np.ndarray | None:
+    """Validate the beam-search arguments against V tokens; returns the uint8 (V,) word-boundary mask
+    (None without lm)."""
+    _check_common(V, blank, symbols)
     if context is not None and context.max_token >= V:
         raise ValueError(f"context graph uses token id {context.max_token} but log_probs has V = {V}")
-    boundary = None
-    if lm is not None:
-        if word_boundary is None:
-            raise ValueError("an lm needs word_boundary: the token ids that begin a word")
-        boundary = np.zeros(V, dtype=np.uint8)
-        for t in word_boundary:
-            if not 0 <= t < V or t == blank:
-                raise ValueError(f"word_boundary id {t} is the blank or out of range [0, {V})")
-            boundary[t] = 1
-    return lp, nbest, boundary
+    if lm is None:
+        return None
+    boundary = np.zeros(V, dtype=np.uint8)
+    for t in word_boundary:
+        if not 0 <= t < V or t == blank:
+            raise ValueError(f"word_boundary id {t} is the blank or out of range [0, {V})")
+        boundary[t] = 1
+    return boundary

@@ -117,13 +117,14 @@ def test_set_help_names_a_real_key_of_its_stage():
     assert seen == set(stages)
 
 
-def test_limit_and_out_belong_to_bias_eval_only():
+def test_limit_out_and_stream_belong_to_bias_eval_only():
     parsers = dict(_parsers())
     options = {path: {o for a in parsers[path]._actions for o in a.option_strings} for path in (("tune",),
                                                                                                ("bias-eval",))}
-    assert {"--limit", "--out"} <= options[("bias-eval",)]
-    assert not {"--limit", "--out"} & options[("tune",)]
-    assert options[("bias-eval",)] - {"--limit", "--out"} == options[("tune",)]
+    own = {"--limit", "--out", "--stream"}
+    assert own <= options[("bias-eval",)]
+    assert not own & options[("tune",)]
+    assert options[("bias-eval",)] - own == options[("tune",)]
 
 
 def test_help_has_the_where_to_start_epilog():
@@ -203,8 +204,8 @@ def test_synth_print_config_resolves_file_overrides_and_flags(tmp_path, capsys):
     (["eval", "--checkpoint", "c.pt", "--beam", "4"], "beam", 4),
     (["export", "--checkpoint", "c.pt", "--out", "m"], "gate", {"split": "test", "version": "default",
                                                                 "manifest": None}),
-    (["transcribe", "m", "a.wav", "--split", "test", "--max-chunk", "10"], "chunk",
-     {"max_chunk_s": 10.0, "min_chunk_s": 4.0, "pause_ms": 200.0}),
+    (["transcribe", "m", "a.wav", "--split", "test", "--max-chunk", "10"], "chunk.min_chunk_s", 4.0),
+    (["transcribe", "m", "a.wav", "--stream", "--chunk-ms", "160"], "stream_chunk", 4),
     (["embed", "build", "--out", "e", "--set", "word2vec.dim=8"], "word2vec.dim", 8),
     (["lm", "build", "--order", "4", "--split", "all"], "split", None),
     (["rescore", "n.jsonl", "--set", "lm=8e-1"], "weights.lm", 0.8),

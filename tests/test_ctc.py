@@ -74,6 +74,13 @@ def test_backends_export_the_reference_api(ctc, ref):
         assert ours.__doc__ == theirs.__doc__, name
     assert (list(inspect.signature(ctc.ctc_prefix_beam_search).parameters)
             == list(inspect.signature(ref.ctc_prefix_beam_search).parameters))
+    # the streaming search takes every keyword of the one-shot search, with the same defaults
+    ours, theirs = inspect.signature(ctc.PrefixBeamSearch), inspect.signature(ref.PrefixBeamSearch)
+    assert [(p.name, p.default) for p in ours.parameters.values()] == \
+        [(p.name, p.default) for p in theirs.parameters.values()] == \
+        [(p.name, p.default) for p in list(inspect.signature(ref.ctc_prefix_beam_search).parameters.values())[1:]]
+    for method in ("accept", "best", "finish", "num_frames"):
+        assert getattr(ctc.PrefixBeamSearch, method).__doc__ == getattr(ref.PrefixBeamSearch, method).__doc__, method
 
 
 def test_tokens_to_text(ctc):
@@ -450,3 +457,304 @@ def test_forced_align_of_the_greedy_tokens_is_the_greedy_path(ctc):
     other = [int(t) for t in rng.integers(1, 30, size=25)]
     frames = ctc.ctc_forced_align(lp, other)
     assert len(frames) == 25 and all(a < b for a, b in zip(frames, frames[1:]))
+
+
+# streaming: PrefixBeamSearch fed chunk by chunk
+
+def chunk_cuts(rng: np.random.Generator, T: int) -> dict[str, list[int]]:
+    """Chunk boundaries (0 = c0 <= c1 <= ... = T): 1, 3 and 7 frames, a random partition with some
+    empty chunks (repeated cuts), and the whole utterance as one chunk."""
+    random_cuts = sorted(rng.integers(0, T + 1, size=12).tolist())
+    return {"1": list(range(T + 1)), "3": [*range(0, T, 3), T], "7": [*range(0, T, 7), T],
+            "random": [0, *random_cuts, random_cuts[-1], T], "whole": [0, T]}
+
+
+def stream(ctc, lp: np.ndarray, cuts: list[int], **options):
+    """(n-best of finish(), best() after each chunk, frames accepted at each chunk)."""
+    search = ctc.PrefixBeamSearch(**options)
+    bests, seen = [], []
+    for a, b in zip(cuts, cuts[1:]):
+        search.accept(lp[a:b])
+        assert search.num_frames == b
+        bests.append(search.best())
+        seen.append(b)
+    return search.finish(), bests, seen
+
+
+def hot_phrases_across(tokens, frames, boundary: int) -> list[list[int]]:
+    """Three-token pieces of a transcript whose tokens lie on both sides of a chunk boundary
+    (a multiple of ``boundary``)."""
+    pieces = []
+    for i in range(len(tokens) - 2):
+        if frames[i] // boundary != frames[i + 2] // boundary:
+            pieces.append(list(tokens[i:i + 3]))
+    return pieces
+
+
+STREAM_SEEDS = [(0, 50, 20), (1, 80, 33), (2, 120, 40), (3, 97, 24)]  # (seed, T, V)
+
+
+@pytest.mark.parametrize("options", [{}, {"top_k": 5}, {"prune_logp": -6.0}, {"top_k": 8, "prune_logp": -4.0},
+                                     {"nbest": 3}], ids=["exact", "top_k", "prune", "both", "nbest"])
+def test_streaming_equals_the_whole_search(ctc, options):
+    """finish() is bit-identical to the one-shot search for every chunking; best() after n frames is
+    the one-shot search's best of those n frames (no hot words, no LM: nothing to correct at the end)."""
+    for seed, T, V in STREAM_SEEDS:
+        rng = np.random.default_rng(seed)
+        lp = peaky(rng, T, V)
+        symbols = ["<blk>", *(chr(0x61 + v) for v in range(V - 1))]
+        whole = ctc.ctc_prefix_beam_search(lp, beam=6, symbols=symbols, **options)
+        assert len(whole[0].tokens) > 10
+        for name, cuts in chunk_cuts(rng, T).items():
+            finished, bests, seen = stream(ctc, lp, cuts, beam=6, symbols=symbols, **options)
+            assert finished == whole, (seed, name)  # tokens, frames, text, every score: exactly
+            assert bests[-1].tokens == whole[0].tokens and bests[-1].text == whole[0].text
+            for best, n in list(zip(bests, seen))[::max(1, len(seen) // 6)]:  # the one-shot search is O(n)
+                assert best == ctc.ctc_prefix_beam_search(lp[:n], beam=6, symbols=symbols, **options)[0]
+
+
+def test_streaming_keeps_hot_word_states_across_chunks(ctc):
+    for seed, T, V in STREAM_SEEDS:
+        rng = np.random.default_rng(seed)
+        lp = peaky(rng, T, V)
+        greedy = ctc.ctc_greedy_search(lp)
+        across = hot_phrases_across(greedy.tokens, greedy.frames, 7)
+        assert len(across) >= 2
+        phrases = [across[0], across[-1], [1, 2, 3, 4], [int(greedy.tokens[0])]]
+        context = ctc.ContextGraph(phrases, boosts=[1.0, 2.0, 1.5, 0.5])
+        whole = ctc.ctc_prefix_beam_search(lp, beam=6, context=context)
+        best = whole[0].tokens  # completes the phrases that span a 7-frame chunk boundary
+        for phrase in (across[0], across[-1]):
+            assert any(best[i:i + 3] == tuple(phrase) for i in range(len(best) - 2)), phrase
+        assert whole[0].context >= 3 * 1.0 + 3 * 2.0
+        for name, cuts in chunk_cuts(rng, T).items():
+            finished, bests, _ = stream(ctc, lp, cuts, beam=6, context=context)
+            assert finished == whole, (seed, name)
+            for best in bests:  # partial: the bonus so far, an unfinished match's credit included
+                assert best.score == best.acoustic + best.context and best.context >= 0.0
+            assert bests[-1].context >= whole[0].context
+
+
+def test_streaming_keeps_lm_states_across_chunks(ctc):
+    for seed, T, V in STREAM_SEEDS:
+        rng = np.random.default_rng(seed)
+        lp = peaky(rng, T, V)
+        options = dict(beam=5, lm=ToyLM(), lm_weight=0.7, word_bonus=0.1, word_boundary=[1, 2, 5], top_k=6,
+                       context=ctc.ContextGraph([[1, 4, 3], [5, 6]]))
+        whole = ctc.ctc_prefix_beam_search(lp, **options)
+        assert sum(t in (1, 2, 5) for t in whole[0].tokens) >= 2 and whole[0].lm < -2.0
+        for name, cuts in chunk_cuts(rng, T).items():
+            options["lm"] = ToyLM()
+            finished, bests, _ = stream(ctc, lp, cuts, **options)
+            assert finished == whole, (seed, name)
+            # the partial LM score covers completed words only: not the last one, not the end
+            last = bests[-1]
+            assert last.score == last.acoustic + last.context + last.lm
+
+
+def test_streaming_best_is_a_real_prefix_of_the_audio_so_far(ctc):
+    """best() after each chunk: increasing frames inside the frames seen, and an acoustic score that
+    sums some of the alignments of its tokens: at most their log-likelihood, and on peaky input close."""
+    rng = np.random.default_rng(9)
+    lp = peaky(rng, 90, 30)
+    _, bests, seen = stream(ctc, lp, chunk_cuts(rng, 90)["7"], beam=4, prune_logp=-5.0)
+    for best, n in zip(bests, seen):
+        assert len(best.frames) == len(best.tokens)
+        assert all(a < b for a, b in zip(best.frames, best.frames[1:])) and all(f < n for f in best.frames)
+        exact = ctc.ctc_log_likelihood(lp[:n], best.tokens)
+        assert exact - 0.25 <= best.acoustic <= exact + 1e-9  # the beam kept most of their probability
+    assert len(bests[-1].tokens) > len(bests[3].tokens) > 0
+
+
+def test_streaming_empty_chunks_and_no_frames(ctc):
+    empty = np.zeros((0, 6), np.float32)
+    nothing = ctc.Hypothesis((), (), 0.0, 0.0, 0.0, 0.0, "")
+    search = ctc.PrefixBeamSearch(beam=3)
+    assert search.num_frames == 0 and search.best() == nothing
+    assert search.finish() == [nothing]
+    search = ctc.PrefixBeamSearch(beam=3, symbols=list("_abcde"))
+    search.accept(empty)
+    search.accept(empty)
+    assert search.best() == nothing and search.finish() == ctc.ctc_prefix_beam_search(empty, symbols=list("_abcde"))
+    # empty chunks between real ones change nothing
+    lp = peaky(np.random.default_rng(4), 30, 6)
+    search = ctc.PrefixBeamSearch(beam=3)
+    for a, b in [(0, 0), (0, 10), (10, 10), (10, 10), (10, 30), (30, 30)]:
+        search.accept(lp[a:b])
+    assert search.num_frames == 30
+    assert search.finish() == ctc.ctc_prefix_beam_search(lp, beam=3)
+
+
+def test_streaming_errors(ctc):
+    lp = peaky(np.random.default_rng(6), 20, 5)
+    search = ctc.PrefixBeamSearch(beam=4)
+    search.accept(lp[:10])
+    with pytest.raises(ValueError, match="V = 6 but the search began with V = 5"):
+        search.accept(np.zeros((3, 6), np.float32))
+    bad = lp[10:].copy()
+    bad[4, 2] = np.nan
+    with pytest.raises(ValueError, match=r"log_probs\[4, 2\] is nan"):
+        search.accept(bad)
+    bad[4, 2] = np.inf
+    with pytest.raises(ValueError, match=r"log_probs\[4, 2\] is inf"):
+        search.accept(bad)
+    with pytest.raises(ValueError, match="float32"):
+        search.accept(lp[10:].astype(np.float64))
+    with pytest.raises(ValueError, match="2-D"):
+        search.accept(lp[10])
+    assert search.num_frames == 10  # a rejected chunk leaves the search as it was
+    search.accept(lp[10:])
+    assert search.finish() == ctc.ctc_prefix_beam_search(lp, beam=4)
+    with pytest.raises(RuntimeError, match=r"accept\(\) after finish\(\): start a new search"):
+        search.accept(lp)
+    with pytest.raises(RuntimeError, match=r"finish\(\) after finish\(\): start a new search"):
+        search.finish()
+    # the keywords are checked as the one-shot search checks them: at once, or against the first chunk's V
+    with pytest.raises(ValueError, match="beam must be >= 1"):
+        ctc.PrefixBeamSearch(beam=0)
+    with pytest.raises(ValueError, match=r"nbest must be in \[1, beam=2\]"):
+        ctc.PrefixBeamSearch(beam=2, nbest=3)
+    with pytest.raises(ValueError, match="word_boundary"):
+        ctc.PrefixBeamSearch(lm=ToyLM())
+    for options, message in [({"blank": 5}, r"blank id 5 out of range \[0, 5\)"),
+                             ({"symbols": list("abc")}, "symbols has 3 entries but log_probs has V = 5"),
+                             ({"context": ctc.ContextGraph([[7]])}, "context graph uses token id 7"),
+                             ({"lm": ToyLM(), "word_boundary": [0]}, "word_boundary id 0 is the blank")]:
+        with pytest.raises(ValueError, match=message):
+            ctc.PrefixBeamSearch(**options).accept(lp[:0])
+    # the one-shot functions refuse NaN too
+    with pytest.raises(ValueError, match=r"log_probs\[4, 2\] is nan"):
+        ctc.ctc_prefix_beam_search(np.where(np.arange(100).reshape(20, 5) == 22, np.nan, lp).astype(np.float32))
+    with pytest.raises(ValueError, match="is nan"):
+        ctc.ctc_greedy_search(np.full((2, 3), np.nan, np.float32))
+    assert ctc.ctc_greedy_search(np.array([[0.0, -np.inf]], np.float32)).tokens == ()  # -inf is allowed
+
+
+# the decoder's stream: Decoder.stream -> DecodeStream
+
+STREAM_WORDS = "xin chào việt nam hà nội"
+STREAM_ARPA = """
+\\data\\
+ngram 1=7
+ngram 2=2
+
+\\1-grams:
+-1.0\t<s>\t-0.3
+-0.7\t</s>
+-2.0\t<unk>
+-0.8\txin\t-0.2
+-0.9\tchào\t-0.2
+-1.1\tviệt\t-0.2
+-1.1\tnam\t-0.2
+
+\\2-grams:
+-0.1\txin chào
+-0.2\tviệt nam
+
+\\end\\
+"""
+
+
+def stream_decoder(**settings):
+    from vasr.runtime.decode.search import Decoder
+    from vasr.runtime.decode.settings import DecodeSettings
+    from vasr.text.tokens import CharTokenizer
+
+    tokenizer = CharTokenizer.build([STREAM_WORDS])
+    return Decoder(tokenizer.symbols, DecodeSettings(**settings), tokenizer), tokenizer
+
+
+def spoken(tokenizer, text: str, rng: np.random.Generator) -> np.ndarray:
+    """Peaky log-probs that spell ``text`` (a token, one or two frames, then blanks), with noise."""
+    V = tokenizer.vocab_size
+    rows = []
+    for tok in tokenizer.encode(text):
+        for _ in range(int(rng.integers(1, 3))):
+            rows.append(tok)
+        rows += [0] * int(rng.integers(0, 3))
+    x = rng.normal(0.0, 1.0, size=(len(rows), V))
+    x[np.arange(len(rows)), rows] += 6.0
+    return log_softmax(x)
+
+
+def decode_stream(decoder, lp, cuts, hotwords=None):
+    stream = decoder.stream(hotwords)
+    partials = []
+    for a, b in zip(cuts, cuts[1:]):
+        stream.accept(lp[a:b])
+        partials.append(stream.partial())
+    assert stream.num_frames == lp.shape[0]
+    return stream.finish(), partials
+
+
+def timeless(decoded):
+    from dataclasses import replace
+
+    return replace(decoded, second_pass_s=0.0)
+
+
+@pytest.mark.parametrize("settings", [{"beam": 1}, {"beam": 8}, {"beam": 8, "nbest": 3},
+                                      {"beam": 8, "hotwords": (("hà nội", 1.0),)}],
+                         ids=["greedy", "beam", "nbest", "hotwords"])
+def test_decode_stream_equals_decode(settings):
+    decoder, tokenizer = stream_decoder(**settings)
+    rng = np.random.default_rng(2)
+    lp = spoken(tokenizer, "xin chào hà nội việt nam", rng)
+    whole = decoder.decode(lp)
+    assert whole.best.text == "xin chào hà nội việt nam"
+    assert whole.best.context == (6 * 1.0 if "hotwords" in settings else 0.0)  # h à ▁ n ộ i
+    for name, cuts in chunk_cuts(rng, lp.shape[0]).items():
+        finished, partials = decode_stream(decoder, lp, cuts)
+        assert finished == whole, name
+        if settings["beam"] == 1:
+            assert partials[-1] == whole.best
+        elif "hotwords" not in settings:
+            assert partials[-1].tokens == whole.best.tokens
+        for partial, n in zip(partials, cuts[1:]):
+            assert len(partial.frames) == len(partial.tokens) and all(f < n for f in partial.frames)
+    # per-utterance hot words, prepared for the stream as for decode
+    if settings["beam"] > 1:
+        hot = [("hà nội", 1.5), "việt"]  # "việt" at the default 1.5 nats per token
+        finished, _ = decode_stream(decoder, lp, chunk_cuts(rng, lp.shape[0])["3"], hot)
+        assert finished == decoder.decode(lp, hot)
+        assert finished.best.context == pytest.approx(6 * 1.5 + 4 * 1.5)
+
+
+def test_decode_stream_with_lm_and_second_pass_equals_decode(tmp_path):
+    pytest.importorskip("kenlm")
+    pytest.importorskip("threadpoolctl")
+    arpa = tmp_path / "lm.arpa"
+    arpa.write_text(STREAM_ARPA.lstrip(), encoding="utf-8")
+    decoder, tokenizer = stream_decoder(beam=8, nbest=3, lm=str(arpa), lm_weight=0.5, word_bonus=0.2,
+                                        hotwords=(("hà nội", 1.5),))
+    assert decoder.prepared.second_pass is not None
+    rng = np.random.default_rng(8)
+    lp = spoken(tokenizer, "xin chào hà nội", rng)
+    whole = decoder.decode(lp)
+    assert whole.best.text == "xin chào hà nội" and whole.candidates and whole.best.lm != 0.0
+    for name, cuts in chunk_cuts(rng, lp.shape[0]).items():
+        finished, _ = decode_stream(decoder, lp, cuts)
+        assert timeless(finished) == timeless(whole), name
+
+
+def test_decode_stream_errors():
+    decoder, tokenizer = stream_decoder(beam=1)
+    lp = spoken(tokenizer, "xin chào", np.random.default_rng(0))
+    for beam in (1, 4):
+        decoder, _ = stream_decoder(beam=beam)
+        stream = decoder.stream()
+        with pytest.raises(ValueError, match="symbols has"):
+            stream.accept(np.zeros((2, tokenizer.vocab_size + 1), np.float32))
+        with pytest.raises(ValueError, match="is nan"):
+            stream.accept(np.full((2, tokenizer.vocab_size), np.nan, np.float32))
+        assert stream.num_frames == 0
+        assert stream.finish().best.tokens == ()  # nothing accepted: the empty utterance
+        with pytest.raises(RuntimeError, match=r"accept\(\) after finish\(\)"):
+            stream.accept(lp)
+        with pytest.raises(RuntimeError, match=r"finish\(\) after finish\(\)"):
+            stream.finish()
+    # a chunk is copied: the caller may reuse its buffer
+    stream, buffer = decoder.stream(), lp.copy()
+    stream.accept(buffer)
+    buffer[:] = 0.0
+    assert stream.finish() == decoder.decode(lp)

@@ -24,8 +24,9 @@ def test_demo_runs_every_stage(tmp_path, capsys):
         assert f"=== {stage}" in out.out
     assert "30 new" in out.out and "decoder greedy" in out.out and "decoder beam4" in out.out
     model = tmp_path / "out" / "model"
-    assert {"model.onnx", "model.int8.onnx", "tokens.txt", "config.json", "punct.onnx",
-            "punct.json"} <= {p.name for p in model.iterdir()}
+    assert {"model.onnx", "model.int8.onnx", "model-streaming.onnx", "model-streaming.int8.onnx", "tokens.txt",
+            "config.json", "punct.onnx", "punct.json"} <= {p.name for p in model.iterdir()}
+    assert "streaming model" in out.out and list((tmp_path / "out" / "transcripts-stream").glob("*.txt"))
     transcripts = list((tmp_path / "out" / "transcripts").glob("*.txt"))
     assert transcripts and "CER" in out.err and "WER" in out.err
     table = (tmp_path / "out" / "bias-eval.md").read_text(encoding="utf-8")

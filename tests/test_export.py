@@ -29,9 +29,19 @@ TRAIN_STEPS = 150
 ESPEAK = shutil.which("espeak-ng")
 
 
-@functools.lru_cache(maxsize=1)
 def exported() -> dict:
     """Paths of the session's fixture: wav dir, checkpoint, test manifest, database, model dir, report."""
+    return _trained_and_exported(False)
+
+
+def exported_streaming() -> dict:
+    """The same for a streaming Conformer (causal convolution, dynamic chunks): its directory also
+    has model-streaming.onnx and model-streaming.int8.onnx."""
+    return _trained_and_exported(True)
+
+
+@functools.lru_cache(maxsize=2)
+def _trained_and_exported(streaming: bool) -> dict:
     if ESPEAK is None:
         pytest.skip("espeak-ng is not installed")
     from vasr import config as cfg
@@ -59,8 +69,9 @@ def exported() -> dict:
                     waves.append(load(path))
                     texts.append(text)
     tokenizer = CharTokenizer.build(SENTENCES)
+    shape = dict(architecture="conformer", streaming=True, conv_kernel=7) if streaming else {}
     config = TrainConfig(name="fixture", model=ModelConfig(d_model=64, num_layers=2, num_heads=4, ff_dim=128,
-                                                           subsampling_channels=16, dropout=0.0))
+                                                           subsampling_channels=16, dropout=0.0, **shape))
     torch.manual_seed(0)
     model = CtcModel(config.model, tokenizer.vocab_size)
     feats = [torch.from_numpy(compute_fbank(w)) for w in waves]

@@ -86,3 +86,64 @@ def test_parameter_count_of_a_known_shape():
     block = 2 * (2 * 32) + (32 * 96 + 96) + (32 * 32 + 32) + (32 * 64 + 64) + (64 * 32 + 32)
     head = 2 * 32 + (32 * 10 + 10)
     assert num_parameters(model) == conv + subsampling_out + block + head
+
+
+def streaming_model() -> CtcModel:
+    torch.manual_seed(0)
+    cfg = ModelConfig(architecture="conformer", d_model=32, num_layers=2, num_heads=4, ff_dim=64,
+                      conv_kernel=5, subsampling_channels=8, dropout=0.0, streaming=True)
+    return CtcModel(cfg, 20).eval()
+
+
+def test_chunk_by_chunk_with_caches_equals_the_chunk_masked_forward():
+    model = streaming_model()
+    chunk, left, chunks = 4, 2, 7
+    cache = chunk * left
+    frames = 4 * chunk * chunks + 3
+    x = torch.randn(1, frames, 80)
+    with torch.no_grad():
+        expected, lens = model(x, torch.tensor([frames]), chunk=chunk, left_chunks=left)
+        att = torch.zeros(2, 4, cache, 2 * 32 // 4)
+        conv = torch.zeros(2, 1, 32, 4)
+        got = []
+        for k in range(chunks):
+            mask = torch.zeros(1, 1, cache + chunk, dtype=torch.bool)
+            mask[..., cache - min(k * chunk, cache):] = True
+            lp, att, conv = model.forward_chunk(x[:, 4 * chunk * k: 4 * chunk * k + 4 * chunk + 3],
+                                                torch.tensor([cache + k * chunk]), att, conv, mask,
+                                                torch.tensor([cache]))
+            got.append(lp)
+    assert int(lens[0]) == chunk * chunks
+    assert torch.allclose(torch.cat(got, dim=1), expected[:, : chunk * chunks], atol=1e-5)
+
+
+def test_streaming_outputs_never_see_past_their_chunk():
+    model = streaming_model()
+    x = torch.randn(1, 203, 80)
+    changed = x.clone()
+    changed[:, 4 * 16 + 3:] += 5.0                      # everything after the second 8-frame chunk's input
+    with torch.no_grad():
+        a, _ = model(x, torch.tensor([203]), chunk=8, left_chunks=-1)
+        b, _ = model(changed, torch.tensor([203]), chunk=8, left_chunks=-1)
+        full_a, _ = model(x, torch.tensor([203]))
+        full_b, _ = model(changed, torch.tensor([203]))
+    assert torch.equal(a[:, :16], b[:, :16])            # chunked: the first two chunks cannot see the change
+    assert not torch.allclose(full_a[:, :16], full_b[:, :16])   # full context: they can
+
+
+def test_streaming_training_draws_chunkings_and_padded_batches_stay_finite():
+    model = streaming_model().train()
+    torch.manual_seed(1)
+    draws = [model._draw_chunking(50) for _ in range(200)]
+    full = sum(c == 0 for c, _ in draws)
+    assert 70 <= full <= 130                             # full_context_prob 0.5
+    assert all(1 <= c <= 25 and 0 <= left <= 49 // c for c, left in draws if c)
+    x = torch.randn(3, 300, 80, requires_grad=True)
+    lp, lens = model(x, torch.tensor([300, 120, 40]), chunk=2, left_chunks=1)
+    lp[0, :5].sum().backward()
+    assert torch.isfinite(lp).all() and torch.isfinite(x.grad).all()
+
+
+def test_streaming_needs_a_conformer():
+    with pytest.raises(ValueError, match="conformer"):
+        ModelConfig(architecture="transformer", streaming=True)

@@ -85,13 +85,11 @@ def test_ten_minutes_of_audio_streams_with_bounded_memory_and_cuts_at_pauses(tmp
     rss = float(done.stderr.split("RSS_MB")[1].split()[0])
     assert rss < 300, f"peak RSS {rss:.0f} MB"    # bounded by one batch of chunks, not by the length
     segments = result["segments"]
-    assert total / 20 <= len(segments) <= total / 8 + 1
-    assert segments[0]["start"] == 0 and abs(segments[-1]["end"] - total) < 0.01
+    assert len(segments) == total / period       # one per utterance: the silence between them is not decoded
     longest = max(w.size for w in waves) / 16000
-    for a, b in zip(segments, segments[1:]):
-        assert a["end"] == b["start"] and a["end"] - a["start"] <= 20.0
-        into = a["end"] % period
-        assert not lead - 0.05 < into < lead + longest + 0.05, f"cut at {a['end']} s is inside an utterance"
+    for k, s in enumerate(segments):
+        onset = k * period + lead
+        assert onset - 0.2 < s["start"] < onset + 0.2 and s["end"] < onset + longest + 0.4, (k, s)
     for s in segments:
         for w in (w for w in result["words"] if s["start"] <= w["start"] < s["end"]):
             assert w["end"] <= s["end"] + 0.04
@@ -172,11 +170,14 @@ def test_bad_inputs_fail_alone_and_the_exit_code_says_so(tmp_path):
     short = tmp_path / "short.wav"
     sf.write(str(short), 0.3 * np.ones(800, np.float32), 16000)       # 50 ms
     missing = tmp_path / "missing.flac"
-    code, out, err = cli(exported()["model_dir"], not_audio, good(0), empty, silent, short, missing, good(3))
+    broken = tmp_path / "nan.wav"
+    sf.write(str(broken), np.where(np.arange(16000) == 8000, np.nan, 0.1).astype(np.float32), 16000, subtype="FLOAT")
+    code, out, err = cli(exported()["model_dir"], not_audio, good(0), empty, silent, short, missing, broken, good(3))
     assert code == 1
     assert [line.split("\t")[1] for line in out.splitlines()] == ["xin chào", "tiếng việt"]
+    assert len(err.splitlines()) == 7      # one line per bad file and the summary: no traceback
     for path, why in ((not_audio, "unreadable"), (empty, "empty"), (silent, "silence"), (short, "too short"),
-                      (missing, "unreadable")):
+                      (missing, "unreadable"), (broken, "NaN")):
         assert any(str(path) in line and why in line for line in err.splitlines()), (path, err)
 
 

@@ -8,7 +8,7 @@
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "Recognizer", "RecognizerOptions", "DecodeOptions", "ChunkOptions", "Transcript",
-           "AudioError", "ModelDirError"]
+           "AudioError", "ModelDirError", "StreamOptions", "EndpointRules"]
 
 
 def __getattr__(name: str):

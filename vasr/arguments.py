@@ -215,6 +215,11 @@ def _transcribe_parser(sub) -> None:
                                                                   "semantic rescoring, needs --embeddings)")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime threads")
     p.add_argument("--max-chunk", type=float, default=20.0, help="longer audio is cut at pauses (seconds)")
+    p.add_argument("--stream", action="store_true",
+                   help="decode with the streaming model chunk by chunk, VAD endpoints; text/jsonl results are "
+                        "written as they come (jsonl: partials too), a terminal shows the partial")
+    p.add_argument("--realtime", action="store_true", help="--stream: feed the audio no faster than it plays")
+    p.add_argument("--chunk-ms", type=int, default=320, help="--stream: chunk length, a multiple of 40 ms")
     _add_print_config(p)
     _add_db(p)
 
@@ -273,6 +278,8 @@ def _bias_eval_parser(sub) -> None:
     p = _decoder_eval_parser(sub, "bias-eval", "WER, U-WER and B-WER of five decoders on a biasing test split",
                              "test")
     p.add_argument("--limit", type=int, default=0, help="first N utterances only")
+    p.add_argument("--stream", action="store_true",
+                   help="log-probs of the streaming model fed chunk by chunk (hot words while streaming)")
     p.add_argument("--out", type=Path, help="also write the table (markdown) here")
     _add_print_config(p)
 

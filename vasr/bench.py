@@ -36,7 +36,7 @@ UNITS: dict[str, float] = {"ms/s": 1e3, "us/pair": 1e6, "us/word": 1e6, "RTF": 1
 
 # Import names of the libraries the kernels are measured against; any may be missing.
 PEERS = ("kaldi_native_fbank", "librosa", "torch", "pyctcdecode", "jiwer", "rapidfuzz", "nemo_text_processing",
-         "editdistance", "onnxruntime")
+         "editdistance", "onnxruntime", "sherpa_onnx")
 # Import names of our own stack, whose versions the report header shows beside the peers'.
 CORE_LIBRARIES = ("vasr", "numpy", "scipy", "numba", "pytest_benchmark")
 

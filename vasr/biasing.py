@@ -16,6 +16,7 @@ phonetic hot-word expansion and the Phon2Vec term), with the time each takes per
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 import warnings
@@ -143,6 +144,7 @@ class EvalConfig:
     fp32: bool = False  # model.onnx instead of model.int8.onnx
     threads: int = 1
     limit: int = 0  # first N utterances only (0: all)
+    stream: bool = False  # log-probs of the streaming model, fed chunk by chunk (no endpoints inside a clip)
 
 
 @dataclass(frozen=True)
@@ -155,16 +157,28 @@ class Row:
 
 
 def split_log_probs(model_dir: str | os.PathLike, utterances: Sequence[Utterance], fp32: bool = False,
-                    threads: int = 1) -> tuple[list[np.ndarray], object]:
-    """(float32 (T, V) log-probs per utterance, the ``Recognizer``) of an exported model."""
+                    threads: int = 1, stream: bool = False) -> tuple[list[np.ndarray], object]:
+    """(float32 (T, V) log-probs per utterance, the ``Recognizer``) of an exported model; ``stream``:
+    of its streaming model, each clip fed in 100 ms blocks as one utterance (an incremental search
+    over chunks gives exactly the search over their concatenation, so decoding these log-probs is
+    decoding while streaming; a clip the VAD hears no speech in gets none)."""
     from vasr.runtime.audio import load
     from vasr.runtime.recognizer import MODEL_FP32, MODEL_INT8, Recognizer, RecognizerOptions
+    from vasr.runtime.stream import EndpointRules, StreamOptions, feed
 
     recognizer = Recognizer(model_dir, RecognizerOptions(model_file=MODEL_FP32 if fp32 else MODEL_INT8,
                                                          threads=threads))
+    whole = StreamOptions(endpoint=EndpointRules(math.inf, math.inf, math.inf))
     out = []
     for u in tqdm(utterances, desc="model", unit="utt", disable=None):
-        out.extend(recognizer.log_probs([load(u.path, u.start_s, u.end_s)]))
+        wave = load(u.path, u.start_s, u.end_s)
+        if not stream:
+            out.extend(recognizer.log_probs([wave]))
+            continue
+        finals = []
+        feed(recognizer.stream(options=whole), (wave[i: i + 1600] for i in range(0, len(wave), 1600)),
+             on_event=lambda e: finals.append(e.log_probs) if e.final else None)
+        out.append(finals[0] if finals else np.zeros((0, len(recognizer.symbols)), np.float32))
     return out, recognizer
 
 
@@ -173,7 +187,7 @@ def evaluate(config: EvalConfig) -> list[Row]:
     utterances = load_bias_split(config.db, config.source)
     if config.limit:
         utterances = utterances[:config.limit]
-    log_probs, recognizer = split_log_probs(config.model_dir, utterances, config.fp32, config.threads)
+    log_probs, recognizer = split_log_probs(config.model_dir, utterances, config.fp32, config.threads, config.stream)
     lm = str(config.lm) if config.lm else None
     emb = str(config.embeddings) if config.embeddings else None
     setups = [("greedy", DecodeOptions(beam=1), False), (f"beam {config.beam}", DecodeOptions(beam=config.beam), False)]

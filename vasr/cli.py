@@ -15,6 +15,8 @@ from pathlib import Path
 from vasr import config as cfg
 from vasr.arguments import build_parser
 
+MODEL_FRAME_MS = 40     # one output frame of vasr's models: 10 ms fbank shift x subsampling 4
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["train"]:
@@ -42,6 +44,13 @@ def _command_name(args) -> str:
 def _fail(command: str, exc: Exception) -> int:
     print(f"vasr {command}: error: {exc}", file=sys.stderr)
     return 2
+
+
+def _stream_chunk(chunk_ms: int) -> int:
+    """--chunk-ms as model frames of 40 ms."""
+    if chunk_ms <= 0 or chunk_ms % MODEL_FRAME_MS:
+        raise ValueError(f"--chunk-ms {chunk_ms}: expected a positive multiple of {MODEL_FRAME_MS} ms (one model frame)")
+    return chunk_ms // MODEL_FRAME_MS
 
 
 def _print_config(config) -> int:
@@ -207,7 +216,8 @@ def _transcribe(args) -> int:
                               hotwords_file=args.hotwords_file, hotwords=tuple(args.hotwords), lm=args.lm,
                               lm_weight=args.lm_weight, word_bonus=args.word_bonus, embeddings=args.embeddings,
                               context=tuple(args.context), threads=args.threads,
-                              chunk=ChunkOptions(max_chunk_s=args.max_chunk, min_chunk_s=0.4 * args.max_chunk))
+                              chunk=ChunkOptions(max_chunk_s=args.max_chunk, min_chunk_s=0.4 * args.max_chunk),
+                              stream=args.stream, realtime=args.realtime, stream_chunk=_stream_chunk(args.chunk_ms))
     if args.print_config:
         return _print_config(config)
     utterances = ()
@@ -296,7 +306,7 @@ def _bias_eval(args) -> int:
     from vasr.data.utterance import DataSource
 
     config = EvalConfig(Path(args.model_dir), args.db, DataSource(args.split, args.split_version), args.beam,
-                        args.lm, args.embeddings, args.fp32, args.threads, args.limit)
+                        args.lm, args.embeddings, args.fp32, args.threads, args.limit, args.stream)
     if args.print_config:
         return _print_config(config)
     rows = evaluate(config)

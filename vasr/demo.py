@@ -40,6 +40,7 @@ def run_demo(config: DemoConfig) -> int:
     from vasr.punct.train import train as train_punct
     from vasr.data.utterance import DataSource
     from vasr.db.runs import load_utterances
+    from vasr.runtime.stream import STREAM_INT8
     from vasr.runtime.transcribe import TranscribeConfig, run
     from vasr.train import TrainConfig, train
 
@@ -75,8 +76,12 @@ def run_demo(config: DemoConfig) -> int:
            "with the int8 model (onnxruntime, no torch)")
     punct = train_punct(cfg.load(PunctConfig, None, [f"db={db}", f"out_dir={model_dir}", *config.punct_overrides]))
     print(f"punctuation model {punct.out_dir} in {punct.seconds:.0f} s")
-    status = run(TranscribeConfig(model_dir=str(model_dir), out_dir=str(out / "transcripts")),
-                 utterances=load_utterances(DataSource("test"), db))
+    test = load_utterances(DataSource("test"), db)
+    status = run(TranscribeConfig(model_dir=str(model_dir), out_dir=str(out / "transcripts")), utterances=test)
+    if (model_dir / STREAM_INT8).is_file():     # a streaming model (the tiny preset): the same files live
+        print("the same split through the streaming model (320 ms chunks, VAD endpoints):", flush=True)
+        status |= run(TranscribeConfig(model_dir=str(model_dir), out_dir=str(out / "transcripts-stream"),
+                                       stream=True), utterances=test)
     _stage("6/6 contextual biasing: LM + embeddings, bias set, tuning on its val split, table on its test split")
     _biasing(config, out, model_dir, db)
     print(f"\ndemo finished in {(time.perf_counter() - started) / 60:.1f} min; transcripts in {out / 'transcripts'}")

@@ -1,7 +1,7 @@
 """The torch-free runtime: an exported model directory + onnxruntime + the vasr kernels.
 
-``recognizer`` (the public ``Recognizer``), ``audio`` (reading and resampling), ``vad`` (cutting long
-audio at pauses), ``formats`` (text, json, srt, vtt), ``transcribe`` (the command) and ``decode/``
+``recognizer`` (the public ``Recognizer``), ``audio`` (reading and resampling), ``vad`` (speech
+detection), ``stream`` (live recognition), ``formats`` (text, json, srt, vtt), ``transcribe`` (the command) and ``decode/``
 (settings, search, LM, rescoring, hot-word expansion). Nothing here imports torch, sqlalchemy or the
 trainer. Names resolve lazily, so ``import vasr.runtime.audio`` does not load onnxruntime.
 """
@@ -10,7 +10,8 @@ from __future__ import annotations
 _EXPORTS = {name: "vasr.runtime.recognizer" for name in
             ("Recognizer", "RecognizerOptions", "Transcript", "Segment", "Word", "ModelDirError")}
 _EXPORTS.update({"DecodeOptions": "vasr.runtime.decode", "ChunkOptions": "vasr.runtime.vad",
-                 "AudioError": "vasr.runtime.audio"})
+                 "VadOptions": "vasr.runtime.vad", "AudioError": "vasr.runtime.audio"})
+_EXPORTS.update({name: "vasr.runtime.stream" for name in ("Stream", "StreamOptions", "StreamEvent", "EndpointRules")})
 
 __all__ = list(_EXPORTS)
 

@@ -99,7 +99,11 @@ def read_blocks(source: str | BinaryIO, name: str, stats: StreamStats,
                 else:
                     mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
                 if mono.size:
-                    stats.peak = max(stats.peak, float(np.abs(mono).max()))
+                    peak = float(np.abs(mono).max())
+                    if not np.isfinite(peak):
+                        raise AudioError(f"{name}: NaN or infinite samples after "
+                                         f"{stats.samples / TARGET_RATE:.2f} s (a broken float file)")
+                    stats.peak = max(stats.peak, peak)
                 out = mono if resampler is None else resampler.resample_chunk(mono, last=False)
                 if out.size:
                     stats.samples += out.size

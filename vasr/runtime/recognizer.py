@@ -9,8 +9,9 @@ second; kenlm, gensim and faiss only when an LM or embeddings are asked for.
 
 A model directory (written by ``vasr export``) holds ``model.onnx`` (fp32), ``model.int8.onnx``,
 ``tokens.txt`` and ``config.json``. Audio of any rate, channel count and format libsndfile reads is
-streamed, resampled to 16 kHz mono, cut at pauses into chunks of at most ``max_chunk_s``
-(``vasr.runtime.vad``), turned into fbank features by the kernel, batched (padded with -23.0259 as
+streamed, resampled to 16 kHz mono and reduced to its speech by the VAD (``vasr.runtime.vad.chunks``:
+non-speech is never decoded, a pause of 0.2 s or more ends a piece, speech longer than ``max_chunk_s``
+is cut at its quietest point), turned into fbank features by the kernel, batched (padded with -23.0259 as
 sherpa-onnx does; the model ignores the padding), run through the model and decoded by
 ``vasr.runtime.decode`` (greedy or prefix beam search with hot words and an LM, then optional N-best
 rescoring). Word times come from the token frame indices (one model frame = the fbank shift x the
@@ -31,11 +32,13 @@ import numpy as np
 import onnxruntime as ort
 
 from vasr.kernels import WORD_SPACE, FbankOptions, Hypothesis, compute_fbank_batch
-from vasr.runtime.audio import TARGET_RATE, AudioError, StreamStats, channel_count, read_blocks, resample
+from vasr.runtime.audio import READ_BLOCK_S, TARGET_RATE, AudioError, StreamStats, channel_count, read_blocks, resample
 from vasr.runtime.decode import Alternative, DecodeOptions, Decoder, read_tuned, resolve
+from vasr.runtime.decode.search import Decoded
 from vasr.runtime.decode.rescore import word_spans
 from vasr.runtime.display import Display, display_words
 from vasr.runtime.punct import find_punctuator
+from vasr.runtime.stream import STREAM_FP32, STREAM_INT8, Stream, StreamingModel, StreamOptions, feed
 from vasr.runtime.vad import ChunkOptions, chunks
 from vasr.text.normalize import NORMALIZER_VERSION
 
@@ -46,6 +49,7 @@ CONFIG_FILE = "config.json"
 PAD_VALUE = -23.0259         # log(1e-10): the feature value sherpa-onnx pads batches with
 MIN_CLIP_S = 0.07            # shorter clips are rejected: fewer than 7 fbank frames
 SILENCE_PEAK = 10 ** (-70 / 20)   # a file whose peak stays below -70 dBFS is called silent
+STREAM_BLOCK_S = 0.1         # seconds of audio per block when a file is fed to a stream
 INPUT_NAMES = ("x", "x_lens")
 OUTPUT_NAMES = ("log_probs", "log_probs_len")
 
@@ -191,14 +195,8 @@ class Recognizer:
             warnings.warn(f"{Path(model_dir) / CONFIG_FILE}: the model was trained with text normaliser version "
                           f"{self.config.get('normalizer_version')}, this vasr has {NORMALIZER_VERSION}: hot words "
                           f"and scores against references may be spelt differently", stacklevel=2)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = options.threads
-        so.inter_op_num_threads = 1
-        so.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(self.model_path), so, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types for a bad file
-            raise ModelDirError(f"{self.model_path}: onnxruntime cannot load it ({exc})") from None
+        self.session = self._session(self.model_path)
+        self._streaming: StreamingModel | None = None
         meta = self.session.get_modelmeta().custom_metadata_map
         if int(meta.get("vocab_size", -1)) != len(self.symbols):
             raise ModelDirError(f"{self.model_path}: vocab_size {meta.get('vocab_size')} in its metadata, "
@@ -219,6 +217,16 @@ class Recognizer:
             find_punctuator(model_dir, options.threads),
             tuple(h if isinstance(h, str) else h[0] for h in options.decode.hotwords))
 
+    def _session(self, path: Path) -> ort.InferenceSession:
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.options.threads
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        try:
+            return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types for a bad file
+            raise ModelDirError(f"{path}: onnxruntime cannot load it ({exc})") from None
+
     def decoder_for(self, options: DecodeOptions) -> Decoder:
         """A decoder of this model's output with ``options`` (unset ones from its decode.json)."""
         return Decoder(self.symbols, resolve(options, self.tuned), self.tokenizer)
@@ -236,7 +244,9 @@ class Recognizer:
     def decode(self, log_probs: np.ndarray, offset_s: float = 0.0, duration_s: float | None = None) -> Segment:
         """A chunk's Segment from its (T, V) log-probs; ``offset_s`` = chunk start in the file,
         ``duration_s`` its length (default: T model frames)."""
-        decoded = self.decoder.decode(log_probs)
+        return self._segment(self.decoder.decode(log_probs), log_probs, offset_s, duration_s)
+
+    def _segment(self, decoded: Decoded, log_probs: np.ndarray, offset_s: float, duration_s: float | None) -> Segment:
         best = decoded.best
         first = int(round(offset_s / self.frame_s))
         frames = len(log_probs)
@@ -247,6 +257,46 @@ class Recognizer:
         return Segment(round(offset_s, 3), round(end, 3), " ".join(w.text for w in shown), best.tokens,
                        tuple(first + f for f in best.frames), shown, confidence, decoded.alternatives,
                        best.text, words)
+
+    def stream(self, sample_rate: int = TARGET_RATE, hotwords: Sequence[str | tuple[str, float | None]] | None = None,
+               options: StreamOptions = StreamOptions()) -> Stream:
+        """A live ``Stream`` of audio at ``sample_rate`` (see ``vasr.runtime.stream``); ``hotwords``
+        replace the decode options' hot words for this stream. Needs the directory's streaming model
+        (``model-streaming[.int8].onnx``, exported from a model trained with ``model.streaming``)."""
+        if self._streaming is None:
+            name = STREAM_FP32 if self.options.model_file == MODEL_FP32 else STREAM_INT8
+            path = self.model_path.parent / name
+            if not path.is_file():
+                raise ModelDirError(f"{path}: no streaming model in this directory (train with model.streaming: "
+                                    f"true, e.g. --config tiny, and export again)")
+            try:
+                self._streaming = StreamingModel(self._session(path), self.fbank.num_bins)
+            except ValueError as exc:
+                raise ModelDirError(f"{path}: {exc}") from None
+        return Stream(self, self._streaming, sample_rate, hotwords, options)
+
+    def transcribe_stream(self, source: Source, block_s: float = STREAM_BLOCK_S, realtime: bool = False,
+                          on_event=None, options: StreamOptions = StreamOptions()) -> Transcript:
+        """A file (or any ``Source``) through ``stream()``: fed in ``block_s`` blocks, in real time
+        or as fast as possible; its Transcript holds the finals (``on_event`` sees partials too)."""
+        name = str(source[0] if isinstance(source, tuple) else source)
+        stats = StreamStats()
+        try:
+            finals = feed(self.stream(TARGET_RATE, None, options), _blocks(
+                source[1] if isinstance(source, tuple) else source, name, stats, None, block_s), realtime, on_event)
+        except AudioError as exc:
+            return Transcript(name, error=str(exc))
+        error = _judge(name, stats)
+        return Transcript(name, error=error) if error else Transcript(name, stats.samples / TARGET_RATE, tuple(finals))
+
+    def partial_segment(self, hyp: Hypothesis, log_probs: np.ndarray, first_frame: int) -> Segment:
+        """A stream's partial result: ``hyp`` over the utterance's ``log_probs`` from model frame
+        ``first_frame`` of the stream."""
+        return self._segment(Decoded(hyp, ()), log_probs, first_frame * self.frame_s, None)
+
+    def final_segment(self, decoded: Decoded, log_probs: np.ndarray, first_frame: int) -> Segment:
+        """A stream's final result for one utterance (see ``partial_segment``)."""
+        return self._segment(decoded, log_probs, first_frame * self.frame_s, None)
 
     def _words(self, hyp: Hypothesis, log_probs: np.ndarray, offset_s: float) -> tuple[Word, ...]:
         """Words of ``hyp`` (``word_spans``: a token whose symbol starts with ▁ starts a new word),
@@ -377,6 +427,8 @@ def _source(audio, sample_rate: int | None, name: str) -> Source:
             raise ValueError(f"{name}: a waveform needs its sample_rate (e.g. transcribe(samples, sample_rate=16000))")
         if audio.ndim not in (1, 2) or not np.issubdtype(audio.dtype, np.floating):
             raise ValueError(f"{name}: expected float samples (S,) or (S, channels), got {audio.dtype} {audio.shape}")
+        if audio.size and not np.isfinite(audio).all():
+            raise ValueError(f"{name}: {int((~np.isfinite(audio)).sum())} samples are NaN or infinite")
         mono = audio.mean(axis=1) if audio.ndim == 2 else audio
         return name, resample(mono, int(sample_rate))
     if hasattr(audio, "read"):
@@ -389,17 +441,19 @@ def _order(segment: Segment) -> tuple[float, int]:
     return segment.start, segment.channel or 0
 
 
-def _blocks(stream, name: str, stats: StreamStats, channel: int | None) -> Iterator[np.ndarray]:
+def _blocks(stream, name: str, stats: StreamStats, channel: int | None,
+            block_s: float = READ_BLOCK_S) -> Iterator[np.ndarray]:
     if isinstance(stream, AudioError):
         raise stream
     if not isinstance(stream, np.ndarray):
         if channel and hasattr(stream, "seek"):
             stream.seek(0)          # a file object read once per channel
-        return read_blocks(stream, name, stats, channel=channel)
+        return read_blocks(stream, name, stats, block_s, channel=channel)
     wave = np.ascontiguousarray(stream, dtype=np.float32)
     stats.source_rate, stats.samples = TARGET_RATE, wave.size
     stats.peak = float(np.abs(wave).max()) if wave.size else 0.0
-    return iter([wave] if wave.size else [])
+    step = max(1, int(block_s * TARGET_RATE))
+    return (wave[i: i + step] for i in range(0, wave.size, step))
 
 
 def _judge(name: str, stats: StreamStats) -> str | None:

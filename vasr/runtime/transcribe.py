@@ -11,6 +11,7 @@ Torch-free and sqlalchemy-free: the command line reads a database split and hand
 from __future__ import annotations
 
 import io
+import json
 import sys
 import time
 import warnings
@@ -24,9 +25,12 @@ from vasr.runtime.audio import AudioError, load
 from vasr.runtime.decode import DecodeOptions
 from vasr.runtime.formats import EXTENSIONS, FORMATS, render
 from vasr.runtime.recognizer import MODEL_FP32, MODEL_INT8, Recognizer, RecognizerOptions, Source
+from vasr.runtime.stream import StreamOptions
 from vasr.runtime.vad import ChunkOptions
 
 STDIN = "-"
+LIVE_FORMATS = ("text", "jsonl")   # --stream writes these as results come; the others per input at its end
+PARTIAL_WIDTH = 100                # characters of a partial result shown on the terminal line
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,9 @@ class TranscribeConfig:
     threads: int = 1
     max_batch_frames: int = 8000
     chunk: ChunkOptions = field(default_factory=ChunkOptions)
+    stream: bool = False                        # the streaming model, fed block by block, VAD endpoints
+    realtime: bool = False                      # --stream: feed no faster than the audio plays
+    stream_chunk: int = 8                       # --stream: model frames (40 ms) per chunk
 
 
 def parse_hotword(text: str, where: str) -> tuple[str, float | None]:
@@ -134,14 +141,15 @@ def run(config: TranscribeConfig, out: TextIO | None = None, err: TextIO | None 
     as_array = config.format == "json" and many and out_dir is None
     if as_array:
         out.write("[\n")
-    for i, t in enumerate(recognizer.transcribe_iter(resolve(sources))):
+    live = out_dir is None and config.stream and config.format in LIVE_FORMATS
+    for i, t in enumerate(_transcripts(recognizer, config, sources, out, err, many, live)):
         if t.error:
             failed += 1
             print(f"vasr transcribe: error: {t.error}", file=err)
         audio_s += t.duration_s
         if refs[i] is not None and not t.error:
             scored.append((refs[i], t.raw_text))
-        if t.error and config.format in ("text", "srt", "vtt"):
+        if live or (t.error and config.format in ("text", "srt", "vtt")):
             continue
         text = render(t, config.format, with_path=many)
         if out_dir:
@@ -159,6 +167,42 @@ def run(config: TranscribeConfig, out: TextIO | None = None, err: TextIO | None 
         print(f"vasr transcribe: CER {100 * cer.rate:.2f}% WER {100 * wer.rate:.2f}% on {len(scored)} "
               f"utterances with references", file=err)
     return 1 if failed else 0
+
+
+def _transcripts(recognizer: Recognizer, config: TranscribeConfig, sources: list, out: TextIO, err: TextIO,
+                 many: bool, live: bool) -> Iterator:
+    """The inputs' transcripts: offline, or with ``--stream`` one input at a time through the
+    streaming model; ``live``: finals are written as they come (text: a line each; jsonl: partials
+    too, each a line with ``"final"``), and on a terminal stderr shows the partial being decoded."""
+    if not config.stream:
+        yield from recognizer.transcribe_iter(resolve(sources))
+        return
+    if config.channels != "mix":
+        raise ValueError(f"--channels {config.channels}: --stream mixes every input to mono")
+    options = StreamOptions(chunk=config.stream_chunk)
+    recognizer.stream(options=options)          # fails here, once, when there is no streaming model
+    show_partials = config.format == "text" and err.isatty()
+    for source in resolve(sources):
+        name = str(source[0] if isinstance(source, tuple) else source)
+
+        def on_event(event, name=name):
+            seg = event.segment
+            if live and config.format == "jsonl":
+                out.write(json.dumps({"path": name, "final": event.final, "start": seg.start, "end": seg.end,
+                                      "text": seg.text, "raw_text": seg.raw_text,
+                                      "words": [{"word": w.text, "start": w.start, "end": w.end} for w in seg.words]},
+                                     ensure_ascii=False) + "\n")
+            elif live and event.final:
+                if show_partials:
+                    err.write("\r\x1b[K")
+                out.write((f"{name}: " if many else "") + seg.text + "\n")
+            elif show_partials:
+                err.write("\r\x1b[K" + seg.text[-PARTIAL_WIDTH:])
+            if live:
+                out.flush()
+            err.flush()
+
+        yield recognizer.transcribe_stream(source, realtime=config.realtime, on_event=on_event, options=options)
 
 
 def score(refs: Sequence[str], hyps: Sequence[str]):

@@ -6,6 +6,8 @@ One ``Decoder`` serves every caller (the recognizer, ``vasr eval`` on a checkpoi
 ``vasr bias-eval``): it needs the model's symbols and resolved ``DecodeSettings``, and the tokenizer
 only to spell hot words and find word boundaries for the LM. The LM needs the ``kenlm`` module, the
 second pass's embeddings gensim and faiss (the ``embed`` extra); each is imported only when asked for.
+``Decoder.stream`` decodes an utterance chunk by chunk (partial results as the audio comes);
+``Decoder.decode`` is that stream fed the whole utterance at once.
 """
 from __future__ import annotations
 
@@ -18,12 +20,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from vasr.kernels import ContextGraph, Hypothesis, ctc_forced_align, ctc_greedy_search, ctc_prefix_beam_search
+from vasr.kernels import ContextGraph, Hypothesis, PrefixBeamSearch, ctc_forced_align, ctc_greedy_search
 from vasr.runtime.decode.rescore import Candidate, SecondPass
 from vasr.runtime.decode.settings import DecodeSettings
 from vasr.text.normalize import normalize
 
-__all__ = ["Alternative", "Prepared", "Decoded", "Decoder"]
+__all__ = ["Alternative", "Prepared", "Decoded", "Decoder", "DecodeStream"]
 
 
 @functools.cache
@@ -140,25 +142,37 @@ class Decoder:
     def search(self, log_probs: np.ndarray, prepared: Prepared, nbest: int) -> list[Hypothesis]:
         """The first pass: greedy (beam 1) or prefix beam search with the prepared context graph
         and LM."""
-        beam = self.settings.beam
-        if beam <= 1:
+        if self.settings.beam <= 1:
             return [ctc_greedy_search(log_probs, symbols=self.symbols)]
+        search = self._beam_search(prepared, nbest)
+        search.accept(log_probs)
+        return search.finish()
+
+    def _beam_search(self, prepared: Prepared, nbest: int) -> PrefixBeamSearch:
+        """An incremental first pass (beam > 1) with the prepared context graph and LM."""
+        beam = self.settings.beam
         lm = {}
         if prepared.lm is not None:
             lm = dict(lm=prepared.lm, lm_weight=self.settings.lm_weight, word_bonus=self.settings.word_bonus,
                       word_boundary=self.word_boundary)
-        return ctc_prefix_beam_search(log_probs, beam=beam, nbest=min(max(1, nbest), beam),
-                                      context=prepared.context, symbols=self.symbols, **lm)
+        return PrefixBeamSearch(beam=beam, nbest=min(max(1, nbest), beam), context=prepared.context,
+                                symbols=self.symbols, **lm)
 
-    def decode(self, log_probs: np.ndarray, hotwords: Sequence[tuple[str, float | None]] | None = None) -> Decoded:
+    def stream(self, hotwords: Sequence[str | tuple[str, float | None]] | None = None) -> DecodeStream:
+        """A decoder for one utterance fed chunk by chunk; ``hotwords`` as for ``decode``."""
+        return DecodeStream(self, self.prepared if hotwords is None else self.prepare(hotwords))
+
+    def decode(self, log_probs: np.ndarray, hotwords: Sequence[str | tuple[str, float | None]] | None = None
+               ) -> Decoded:
         """Decode float32 (T, V) log-probs; ``hotwords`` replaces the settings' hot words for this call
         (e.g. an utterance's own bias list)."""
-        prepared = self.prepared if hotwords is None else self.prepare(hotwords)
+        stream = self.stream(hotwords)
+        stream.accept(log_probs)
+        return stream.finish()
+
+    def _with_second_pass(self, log_probs: np.ndarray, prepared: Prepared, hyps: list[Hypothesis]) -> Decoded:
+        """Decoded from the first pass's ``hyps`` (all ``beam`` of them) and the second pass."""
         nbest = self.settings.nbest
-        if prepared.second_pass is None:
-            hyps = self.search(log_probs, prepared, nbest)
-            return Decoded(hyps[0], tuple(Alternative(h.text, h.tokens, h.score, h.acoustic) for h in hyps))
-        hyps = self.search(log_probs, prepared, self.settings.beam)
         start = time.perf_counter()
         ranked = prepared.second_pass.rank(log_probs, [(h.tokens, h.acoustic) for h in hyps])
         top = ranked[0]
@@ -171,3 +185,65 @@ class Decoder:
                              for c in ranked[:max(1, nbest)])
         return Decoded(best, alternatives, tuple(p.hotword for p in top.substituted), time.perf_counter() - start,
                        tuple(ranked))
+
+
+class DecodeStream:
+    """One utterance decoded chunk by chunk (``Decoder.stream``): ``accept`` each chunk's log-probs,
+    ``partial`` for the best hypothesis so far, ``finish`` for exactly what ``Decoder.decode`` gives on
+    the concatenated chunks. The beam search runs as the chunks come; the log-probs are kept for the
+    greedy search (beam 1) and the second pass, which need the whole utterance (bounded by the
+    endpointer). After ``finish`` the stream accepts nothing more (RuntimeError)."""
+
+    def __init__(self, decoder: Decoder, prepared: Prepared):
+        self._decoder, self._prepared = decoder, prepared
+        # the second pass ranks the whole beam; without it the first pass's n-best is the answer
+        nbest = decoder.settings.beam if prepared.second_pass is not None else decoder.settings.nbest
+        self._search = decoder._beam_search(prepared, nbest) if decoder.settings.beam > 1 else None
+        self._keep = self._search is None or prepared.second_pass is not None  # whether to keep log-probs
+        self._chunks: list[np.ndarray] = []
+        self._frames = 0
+        self._finished = False
+
+    @property
+    def num_frames(self) -> int:
+        """Model frames accepted so far."""
+        return self._frames
+
+    def accept(self, log_probs: np.ndarray) -> None:
+        """Append float32 (t, V) log-probs (t >= 0); ValueError as ``Decoder.decode`` for bad input."""
+        if self._finished:
+            raise RuntimeError("DecodeStream.accept() after finish(): start a new stream")
+        if self._search is not None:
+            self._search.accept(log_probs)
+        else:
+            ctc_greedy_search(log_probs, symbols=self._decoder.symbols)  # the checks the beam search makes
+        if self._keep:
+            self._chunks.append(np.array(log_probs, copy=True))  # the caller may reuse its buffer
+        self._frames += log_probs.shape[0]
+
+    def partial(self) -> Hypothesis:
+        """The best hypothesis so far, before end-of-utterance corrections and the second pass; later
+        chunks may revise it."""
+        if self._search is not None:
+            return self._search.best()
+        return ctc_greedy_search(self._log_probs(), symbols=self._decoder.symbols)
+
+    def finish(self) -> Decoded:
+        """End of utterance: ``Decoder.decode`` of every accepted chunk, concatenated."""
+        if self._finished:
+            raise RuntimeError("DecodeStream.finish() after finish(): start a new stream")
+        self._finished = True
+        if self._search is not None:
+            hyps = self._search.finish()
+        else:
+            hyps = [ctc_greedy_search(self._log_probs(), symbols=self._decoder.symbols)]
+        if self._prepared.second_pass is None:
+            return Decoded(hyps[0], tuple(Alternative(h.text, h.tokens, h.score, h.acoustic) for h in hyps))
+        return self._decoder._with_second_pass(self._log_probs(), self._prepared, hyps)
+
+    def _log_probs(self) -> np.ndarray:
+        """float32 (T, V): every chunk accepted so far (when kept), as one array from now on."""
+        if len(self._chunks) != 1:
+            V = len(self._decoder.symbols)
+            self._chunks = [np.concatenate(self._chunks) if self._chunks else np.zeros((0, V), np.float32)]
+        return self._chunks[0]
