@@ -5,11 +5,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # Debian packages: speech synthesis for the corpus, a PostgreSQL server for the tests, a C++ compiler,
-# what KenLM's lmplz/build_binary are built with (they are not on PyPI), and LibreOffice's Vietnamese help
-# (the held-out text of the punctuation model)
+# what KenLM's lmplz/build_binary are built with (they are not on PyPI), LibreOffice's Vietnamese help
+# (the held-out text of the punctuation model), and the headless browser of the web page's test
 DEBS   := espeak-ng postgresql g++ python3-venv python3-dev cmake libboost-program-options-dev \
           libboost-system-dev libboost-thread-dev libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev \
-          libreoffice-help-vi
+          libreoffice-help-vi chromium chromium-driver
 KENLM  := 0.3.0
 STAMP  := $(VENV)/.installed
 

@@ -16,6 +16,7 @@ where to start:
   vasr train --config tiny          train a model (presets: {', '.join(cfg.presets())}; or a YAML file)
   vasr export --checkpoint runs/tiny-1/best.pt --out MODEL_DIR
   vasr transcribe MODEL_DIR a.wav   speech to text with the exported model (no torch needed)
+  vasr serve MODEL_DIR              the OpenAI-compatible API, live streaming and the web page
 
 vasr COMMAND --help lists a command's options; --print-config shows a stage's resolved config.
 """
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_synth_parser, _import_parser, _db_parser, _bench_parser, _demo_parser, _train_parser,
                 _eval_parser, _runs_parser, _export_parser, _transcribe_parser, _embed_parser, _lm_parser,
-                _tune_parser, _bias_eval_parser, _rescore_parser, _punct_parser):
+                _tune_parser, _bias_eval_parser, _rescore_parser, _punct_parser, _serve_parser):
         add(sub)
     return parser
 
@@ -307,3 +308,25 @@ def _punct_parser(sub) -> None:
     p.add_argument("model_dir", help="a directory with punct.onnx and punct.json (vasr punct train --out)")
     p.add_argument("--text", required=True, help="UTF-8 text file, one punctuated paragraph per line")
     p.add_argument("--window", type=int, default=40, help="words per scored window: whole lines up to this many")
+
+
+def _serve_parser(sub) -> None:
+    p = sub.add_parser("serve", help="an OpenAI-compatible transcription API, live streaming over a WebSocket "
+                                     "and the web page (torch-free)")
+    p.add_argument("model_dir", help="a directory written by vasr export")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port")
+    p.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (or ?api_key=KEY) on /v1/* "
+                                     "(default: $VASR_API_KEY, else none)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="workers, each one recognizer with one onnxruntime thread (default: the cores)")
+    p.add_argument("--fp32", action="store_true", help="use model.onnx instead of model.int8.onnx")
+    p.add_argument("--raw", action="store_true", help="the acoustic text only: no written numbers, punctuation "
+                                                      "or casing")
+    p.add_argument("--beam", type=int, default=1, help="default prefix beam width (1 = greedy)")
+    p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest upload (413 above)")
+    p.add_argument("--max-duration-s", type=float, default=1800.0, help="longest upload in seconds (413 above)")
+    p.add_argument("--max-streams", type=int, default=32, help="open WebSocket streams (more are refused, 1013)")
+    p.add_argument("--max-queue", type=int, default=16,
+                   help="transcriptions waiting for a worker (more are answered 429)")
+    p.add_argument("--idle-timeout-s", type=float, default=30.0, help="close a stream silent for this long")

@@ -338,7 +338,21 @@ def _punct(args) -> int:
     return 0
 
 
+def _serve(args) -> int:
+    import os
+
+    from vasr.serve.app import ServeConfig, serve
+
+    config = ServeConfig(model_dir=args.model_dir, host=args.host, port=args.port,
+                         api_key=args.api_key or os.environ.get("VASR_API_KEY"), threads=args.threads,
+                         fp32=args.fp32, raw=args.raw, beam=args.beam, max_upload_mb=args.max_upload_mb,
+                         max_duration_s=args.max_duration_s, max_streams=args.max_streams,
+                         max_queue=args.max_queue, idle_timeout_s=args.idle_timeout_s)
+    return serve(config)
+
+
 # `train` is not here: main() hands `vasr train ARGS` to vasr.train.main before argparse sees it
 _COMMANDS = {"synth": _synth, "import": _import, "db": _db, "bench": _bench, "demo": _demo, "eval": _eval,
              "runs": _runs, "export": _export, "transcribe": _transcribe, "embed": _embed, "lm": _lm,
-             "rescore": _rescore, "tune": _tune, "bias-eval": _bias_eval, "punct": _punct}
+             "rescore": _rescore, "tune": _tune, "bias-eval": _bias_eval, "punct": _punct,
+             "serve": _serve}
