@@ -32,6 +32,7 @@ import soxr
 
 from vasr.kernels import FbankOptions, FbankStream
 from vasr.runtime.audio import TARGET_RATE
+from vasr.runtime.decode.search import DecodeStream
 from vasr.runtime.vad import SpeechDetector, VadOptions
 
 STREAM_FP32 = "model-streaming.onnx"
@@ -126,7 +127,9 @@ class Stream:
             raise ValueError(f"sample_rate {sample_rate!r}: expected an integer number of Hz in 1..{MAX_RATE}")
         self._recognizer, self._model, self.options = recognizer, model, options
         self.sample_rate = sample_rate
-        self._hotwords = hotwords
+        # the decoder and its hot-word context graph, prepared once for every utterance of the stream
+        self._decoder = recognizer.decoder
+        self._prepared = self._decoder.prepared if hotwords is None else self._decoder.prepare(hotwords)
         self._resampler = None if sample_rate == TARGET_RATE else soxr.ResampleStream(
             sample_rate, TARGET_RATE, 1, dtype="float32", quality="HQ")
         self._fbank = FbankStream(FbankOptions(**{**recognizer.fbank.to_dict(), "dither": 0.0}))
@@ -142,7 +145,7 @@ class Stream:
         self._new_utterance(0)
 
     def _new_utterance(self, first_frame: int) -> None:
-        self._decode = self._recognizer.decoder.stream(self._hotwords)
+        self._decode = DecodeStream(self._decoder, self._prepared)
         self._log_probs: list[np.ndarray] = []
         self._first_frame = first_frame
         self._speech = False
