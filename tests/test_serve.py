@@ -43,10 +43,11 @@ def _samples(i: int) -> np.ndarray:
 class Running:
     """``vasr.serve.app.Server`` on uvicorn in a thread, bound to a free port on 127.0.0.1."""
 
-    def __init__(self, **options):
+    def __init__(self, model_dir=None, **options):
         from vasr.serve.app import ServeConfig, Server
 
-        self.state = Server(ServeConfig(str(exported_streaming()["model_dir"]), fp32=True, raw=True, **options))
+        model_dir = str(model_dir or exported_streaming()["model_dir"])
+        self.state = Server(ServeConfig(model_dir, fp32=True, raw=True, **options))
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.url = "http://127.0.0.1:%d" % sock.getsockname()[1]
@@ -248,6 +249,130 @@ def test_shutdown_lets_the_request_in_flight_finish():
     sender.join(timeout=20)
     running.thread.join(timeout=20)
     assert answers[0].json() == {"text": "hòa bình"} and not running.thread.is_alive()
+
+
+# -- stream=true: server-sent events
+
+def _streamed(client, file, **kwargs) -> list:
+    return list(client.audio.transcriptions.create(model="m", file=file, stream=True, **kwargs))
+
+
+def _joined(parts: list[np.ndarray], pause_s: float = 1.0) -> bytes:
+    """One WAV of ``parts`` with ``pause_s`` of silence after each (a final per part in a stream)."""
+    pause = np.zeros(int(pause_s * 16000), np.float32)
+    buf = io.BytesIO()
+    sf.write(buf, np.concatenate([x for part in parts for x in (part, pause)]), 16000, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def test_stream_true_sends_openai_delta_events_then_done_with_the_json_text(server):
+    from openai.types.audio import TranscriptionTextDeltaEvent, TranscriptionTextDoneEvent
+    from vasr import Recognizer
+    from vasr.runtime.recognizer import MODEL_FP32, RecognizerOptions
+
+    client = server.client()
+    for fmt in ("json", "text"):
+        with open(_wav(2), "rb") as fh:
+            events = _streamed(client, fh, response_format=fmt)
+        assert [type(e) for e in events] == [TranscriptionTextDeltaEvent, TranscriptionTextDoneEvent], fmt
+        assert [e.type for e in events] == ["transcript.text.delta", "transcript.text.done"]
+        assert events[0].delta == events[1].text == "một hai ba" == _offline(2)
+        assert events[0].logprobs is None and events[1].usage is None
+    with open(_wav(2), "rb") as fh:
+        assert client.audio.transcriptions.create(model="m", file=fh).text == events[1].text
+    # two utterances: a delta per streaming final as it is decoded, joined by a space into the done text
+    two = _joined([_samples(1), _samples(3)])
+    expected = Recognizer(exported_streaming()["model_dir"], RecognizerOptions(model_file=MODEL_FP32, raw=True)
+                          ).transcribe_stream(("two.wav", io.BytesIO(two)))
+    events = _streamed(client, ("two.wav", two))
+    assert [e.delta for e in events[:-1]] == [expected.segments[0].text, " " + expected.segments[1].text]
+    assert expected.segments[0].text == "cảm ơn bạn" and len(expected.segments) == 2
+    assert events[-1].type == "transcript.text.done" and events[-1].text == expected.text
+    assert "".join(e.delta for e in events[:-1]) == events[-1].text
+    # on the wire: text/event-stream, one "data: {json}" per event
+    response = _post(server, {"file": open(_wav(2), "rb")}, {"model": "m", "stream": "true"})
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.text == ('data: {"type": "transcript.text.delta", "delta": "một hai ba"}\n\n'
+                             'data: {"type": "transcript.text.done", "text": "một hai ba"}\n\n')
+    assert server.health()["transcribing"] == 0
+
+
+@pytest.mark.parametrize("fmt", ["srt", "vtt", "verbose_json"])
+def test_stream_true_with_a_format_openai_does_not_stream_is_400_and_the_server_keeps_serving(server, fmt):
+    client = server.client()
+    with open(_wav(3), "rb") as fh, pytest.raises(openai.BadRequestError,
+                                                   match=f"stream=true with response_format '{fmt}': only json "
+                                                         f"and text can be streamed"):
+        client.audio.transcriptions.create(model="m", file=fh, response_format=fmt, stream=True)
+    with open(_wav(3), "rb") as fh:
+        assert [e.delta for e in _streamed(client, fh)[:-1]] == ["tiếng việt"]
+
+
+def test_stream_field_errors_and_bad_audio_before_any_event_are_plain_http_errors(server):
+    good = ("upload.wav", open(_wav(3), "rb").read(), "audio/wav")
+    response = _post(server, {"file": good}, {"model": "m", "stream": "maybe"})
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "stream 'maybe': expected true or false"
+    response = _post(server, {"file": ("upload.wav", _silence(), "audio/wav")}, {"model": "m", "stream": "true"})
+    assert response.status_code == 400 and "upload.wav: silence" in response.json()["error"]["message"]
+    with pytest.raises(openai.APIStatusError, match="12.0 s of audio; the limit is 10 s") as caught:
+        _streamed(server.client(), ("upload.wav", _wav_bytes(12.0)))
+    assert caught.value.status_code == 413
+    assert _post(server, {"file": good}, {"model": "m", "stream": "false"}).json() == {"text": "tiếng việt"}
+    assert server.health()["transcribing"] == 0
+
+
+def test_a_model_without_a_streaming_model_streams_the_offline_text_as_one_delta(tmp_path):
+    import shutil
+
+    model = tmp_path / "offline-only"
+    shutil.copytree(exported_streaming()["model_dir"], model, ignore=shutil.ignore_patterns("model-streaming*"))
+    running = Running(model, **LIMITS)
+    try:
+        two = _joined([_samples(1), _samples(3)])
+        offline = running.client().audio.transcriptions.create(model="m", file=("two.wav", two)).text
+        events = _streamed(running.client(), ("two.wav", two))
+        assert [e.type for e in events] == ["transcript.text.delta", "transcript.text.done"]
+        assert events[0].delta == events[1].text == offline
+        assert offline.startswith("cảm ơn bạn ")
+    finally:
+        running.stop()
+
+
+def test_a_client_that_leaves_mid_stream_stops_its_worker_and_the_server_keeps_serving():
+    from vasr.serve.app import Cancelled
+
+    running = Running(api_key=KEY, **{**LIMITS, "max_upload_mb": 8.0, "max_duration_s": 200.0})
+    recognizer = running.state.workers[0].recognizer
+    outcome: list[str] = []
+    original = recognizer.transcribe_stream
+
+    def spy(*args, **kwargs):
+        try:
+            result = original(*args, **kwargs)
+        except Cancelled:
+            outcome.append("cancelled")
+            raise
+        outcome.append("finished")
+        return result
+
+    recognizer.transcribe_stream = spy
+    try:
+        long = _joined([_samples(i) for i in (1, 2, 3, 4, 5, 7) * 12])     # ~100 s: a few seconds of decoding
+        with httpx.stream("POST", running.url + "/v1/audio/transcriptions", files={"file": ("long.wav", long)},
+                          data={"model": "m", "stream": "true"}, headers={"Authorization": f"Bearer {KEY}"},
+                          timeout=30) as response:
+            first = next(response.iter_lines())
+        assert json.loads(first.removeprefix("data: ")) == {"type": "transcript.text.delta", "delta": "cảm ơn bạn"}
+        deadline = time.monotonic() + 20
+        while running.health()["transcribing"]:
+            assert time.monotonic() < deadline, "the worker of a stream whose client left is still busy"
+            time.sleep(0.05)
+        assert outcome == ["cancelled"]
+        with open(_wav(4), "rb") as fh:
+            assert [e.delta for e in _streamed(running.client(), fh)[:-1]] == ["hòa bình"]
+    finally:
+        running.stop()
 
 
 # -- the WebSocket stream

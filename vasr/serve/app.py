@@ -2,8 +2,8 @@
 
     POST /v1/audio/transcriptions   multipart: file, model, language, prompt, response_format
                                     (json | text | srt | vtt | verbose_json), timestamp_granularities[]
-                                    (word | segment), temperature; vasr's extras: hotwords (one
-                                    "phrase[:boost]" per line), beam
+                                    (word | segment), temperature, stream; vasr's extras: hotwords
+                                    (one "phrase[:boost]" per line), beam
     GET  /v1/models                 the one model served, in OpenAI's list shape
     GET  /healthz                   liveness and load
     GET  /metrics                   Prometheus text (``vasr.serve.metrics``)
@@ -24,6 +24,17 @@ with the fewest streams and all its work runs there, in order. Hot words or a be
 request are served by swapping that worker's ``Recognizer.decoder`` for one built by
 ``decoder_for`` during the request (its display keeps the server's own hot-word spellings). More than
 ``threads + max_queue`` transcriptions at once are answered 429; more than ``max_streams`` streams 1013.
+
+``stream=true`` (json or text only, as OpenAI) answers server-sent events in OpenAI's shapes, which
+the ``openai`` package parses: ``{"type": "transcript.text.delta", "delta": ...}`` as text is decoded,
+then ``{"type": "transcript.text.done", "text": ...}`` (the deltas joined). The text comes from the
+directory's streaming model fed the file as fast as it decodes (``Recognizer.transcribe_stream``: one
+delta per final, the first without and the others with a leading space); a directory without one
+sends the whole offline transcript as one delta. The worker thread hands each final to the event
+loop (``call_soon_threadsafe`` onto an asyncio queue); an error before the first delta is a plain
+HTTP error, one after it an ``{"error": {...}}`` event (the ``openai`` package raises it); a client
+that goes away stops the worker at the stream's next event. The request counts against the queue
+limit until its worker is done, and its latency in ``/metrics`` is the time to the first event.
 Graceful shutdown is uvicorn's: in-flight requests finish, then the workers stop.
 """
 from __future__ import annotations
@@ -31,8 +42,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import json
 import math
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -43,20 +56,22 @@ import soundfile as sf
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from vasr.runtime.decode import DecodeOptions
 from vasr.runtime.formats import srt, vtt
-from vasr.runtime.recognizer import MODEL_FP32, MODEL_INT8, Recognizer, RecognizerOptions, Transcript
+from vasr.runtime.recognizer import MODEL_FP32, MODEL_INT8, ModelDirError, Recognizer, RecognizerOptions, Transcript
+from vasr.runtime.stream import StreamEvent
 from vasr.runtime.transcribe import parse_hotword
 from vasr.serve.metrics import CONTENT_TYPE, Metrics
 from vasr.serve.protocol import CLOSE_POLICY, CLOSE_TRY_LATER, ProtocolError, serve_stream
 
 STATIC_DIR = Path(__file__).parent / "static"
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+STREAM_FORMATS = ("json", "text")       # what OpenAI streams
 GRANULARITIES = ("word", "segment")
 LANGUAGES = ("vi", "vie", "vietnamese")   # what `language` may say: the models speak Vietnamese only
 HOTWORD_BEAM = 8             # beam of a request with hot words and no beam (hot words need a beam search)
@@ -94,10 +109,33 @@ class ApiError(Exception):
         super().__init__(message)
         self.status, self.param = status, param
 
-    def response(self) -> JSONResponse:
+    def body(self) -> dict:
         kind = {401: "authentication_error", 429: "rate_limit_error"}.get(self.status, "invalid_request_error")
-        return JSONResponse({"error": {"message": str(self), "type": kind, "param": self.param, "code": None}},
-                            self.status)
+        return {"error": {"message": str(self), "type": kind, "param": self.param, "code": None}}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body(), self.status)
+
+
+class Cancelled(Exception):
+    """Raised in a worker's thread to stop a streamed transcription whose client has gone."""
+
+
+class EventStream(StreamingResponse):
+    """Server-sent events; ``gone`` is set when the response ends, however it ends (the client
+    may leave while the body waits or while it is being sent)."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, events, gone: threading.Event):
+        super().__init__(events, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self.gone = gone
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.gone.set()
 
 
 class Worker:
@@ -134,6 +172,7 @@ class Server:
         self.created = int(Path(config.model_dir).stat().st_mtime)
         self.metrics = Metrics()
         self.transcribing = 0    # transcriptions admitted (running or waiting)
+        self._jobs: set[asyncio.Task] = set()   # streamed transcriptions' jobs
 
     def app(self) -> Starlette:
         routes = [Route("/v1/audio/transcriptions", self._timed("/v1/audio/transcriptions", self.transcriptions),
@@ -197,6 +236,7 @@ class Server:
             form = await request.form(max_files=1, max_part_size=MAX_FIELD_BYTES)
         except HTTPException as exc:
             raise ApiError(400, f"unreadable multipart form: {exc.detail}") from None
+        handed_over = False
         try:
             upload = form.get("file")
             if upload is None or isinstance(upload, str):
@@ -205,20 +245,87 @@ class Server:
                 raise ApiError(413, f"the upload is {upload.size / 2**20:.1f} MB; the limit is "
                                     f"{self.config.max_upload_mb:g} MB", "file")
             fmt, granularities, decode = self._fields(form)
+            streamed = self._streamed(form, fmt)
             if self.transcribing >= len(self.workers) + self.config.max_queue:
                 raise ApiError(429, f"busy: {self.transcribing} transcriptions running or queued "
                                     f"(limit {len(self.workers) + self.config.max_queue}); retry later")
             self.transcribing += 1
+            worker = min(self.workers, key=lambda w: w.jobs)
+            if streamed:
+                handed_over = True    # the stream's job closes the form and counts itself out when its worker is done
+                return await self._stream_transcription(worker, upload.filename or "file", upload.file, decode, form)
             try:
-                worker = min(self.workers, key=lambda w: w.jobs)
                 transcript = await worker.run(self._transcribe, worker.recognizer, upload.filename or "file",
                                               upload.file, decode)
             finally:
                 self.transcribing -= 1
         finally:
-            await form.close()
+            if not handed_over:
+                await form.close()
         self.metrics.audio_s += transcript.duration_s
         return _render(transcript, fmt, granularities)
+
+    def _streamed(self, form, fmt: str) -> bool:
+        """The request's ``stream`` field; ApiError when it is not a boolean or the format cannot stream."""
+        value = (_field(form, "stream") or "false").lower()
+        if value not in ("true", "false", "1", "0"):
+            raise ApiError(400, f"stream {value!r}: expected true or false", "stream")
+        if value in ("true", "1") and fmt not in STREAM_FORMATS:
+            raise ApiError(400, f"stream=true with response_format {fmt!r}: only json and text can be streamed "
+                                f"(as OpenAI); ask for {fmt} without stream", "response_format")
+        return value in ("true", "1")
+
+    async def _stream_transcription(self, worker: Worker, name: str, file: BinaryIO, decode: DecodeOptions | None,
+                                    form) -> Response:
+        """Run the transcription on ``worker`` and answer its finals as server-sent events (see the
+        module's docstring). Owns ``form`` and one count of ``self.transcribing``."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()   # final texts (str), then the Transcript or an exception
+        gone = threading.Event()
+
+        def on_event(event: StreamEvent) -> None:         # in the worker's thread
+            if gone.is_set():
+                raise Cancelled
+            if event.final and event.segment.text:
+                loop.call_soon_threadsafe(queue.put_nowait, event.segment.text)
+
+        async def job() -> None:
+            try:
+                result = await worker.run(self._transcribe, worker.recognizer, name, file, decode, on_event)
+            except Exception as exc:    # handed to the response: ApiError as an error, others raised there
+                result = exc
+            finally:
+                self.transcribing -= 1
+                await form.close()
+            queue.put_nowait(result)
+
+        task = asyncio.create_task(job())
+        self._jobs.add(task)                             # held until done, whatever becomes of the response
+        task.add_done_callback(self._jobs.discard)
+        first = await queue.get()
+        if isinstance(first, Exception):
+            raise first                                  # nothing sent yet: a plain HTTP error
+        return EventStream(self._events(first, queue), gone)
+
+    async def _events(self, item, queue: asyncio.Queue):
+        sent = ""
+        while True:
+            if isinstance(item, str):
+                delta = (" " if sent else "") + item
+                sent += delta
+                yield _sse({"type": "transcript.text.delta", "delta": delta})
+            elif isinstance(item, Transcript):
+                self.metrics.audio_s += item.duration_s
+                if not sent and item.text:               # no streaming model: the offline text at once
+                    yield _sse({"type": "transcript.text.delta", "delta": item.text})
+                yield _sse({"type": "transcript.text.done", "text": item.text})
+                return
+            elif isinstance(item, ApiError):
+                yield _sse(item.body())
+                return
+            else:
+                raise item
+            item = await queue.get()
 
     def _fields(self, form) -> tuple[str, tuple[str, ...], DecodeOptions | None]:
         """(response format, timestamp granularities, decode options or None for the server's)."""
@@ -249,9 +356,11 @@ class Server:
         width = int(beam) if beam is not None else max(base.beam, HOTWORD_BEAM)
         return fmt, granularities, replace(base, beam=width, hotwords=hotwords or base.hotwords)
 
-    def _transcribe(self, recognizer: Recognizer, name: str, file: BinaryIO,
-                    decode: DecodeOptions | None) -> Transcript:
-        """In the worker's thread: the upload's transcript, or ApiError (too long, bad audio)."""
+    def _transcribe(self, recognizer: Recognizer, name: str, file: BinaryIO, decode: DecodeOptions | None,
+                    on_event=None) -> Transcript:
+        """In the worker's thread: the upload's transcript, or ApiError (too long, bad audio). With
+        ``on_event``: through the streaming model, ``on_event`` seeing its partials and finals as they
+        come (it may raise to stop), or offline when the model directory has no streaming model."""
         with contextlib.suppress(sf.LibsndfileError, RuntimeError, TypeError):   # unreadable: the recognizer says why
             with sf.SoundFile(file) as fh:
                 if fh.frames > self.config.max_duration_s * fh.samplerate:
@@ -262,7 +371,12 @@ class Server:
         if decode is not None:
             recognizer.decoder = recognizer.decoder_for(decode)
         try:
-            transcript = next(recognizer.transcribe_iter([(name, file)]))
+            transcript = None
+            if on_event is not None:
+                with contextlib.suppress(ModelDirError):   # no streaming model (raised before the file is read)
+                    transcript = recognizer.transcribe_stream((name, file), on_event=on_event)
+            if transcript is None:
+                transcript = next(recognizer.transcribe_iter([(name, file)]))
         finally:
             recognizer.decoder = default
         if transcript.error:
@@ -306,6 +420,10 @@ def _field(form, name: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise ApiError(400, f"{name}: expected a form field, got a file", name)
     return value
+
+
+def _sse(event: dict) -> str:
+    return f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
 
 
 def _render(t: Transcript, fmt: str, granularities: tuple[str, ...]) -> Response:
