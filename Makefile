@@ -18,14 +18,18 @@ STAMP  := $(VENV)/.installed
 demo: venv
 	$(VENV)/bin/vasr demo
 
+# the suite (every kernel test on each backend: cython, numba, python); the kernel tests on the pure
+# build a machine without a compiler gets (numba chosen); the wheel installed outside the checkout
 test: venv
 	$(PY) -m pytest -q
-	@echo "== kernel tests again on a pure-Python build (VASR_PUREPYTHON=1) =="
+	@echo "== kernel tests again on a pure build (VASR_PUREPYTHON=1: numba, then the references) =="
 	rm -rf build/pure && VASR_PUREPYTHON=1 $(PY) -m pip install -q --no-deps --no-build-isolation --target build/pure .
 	# -S skips the venv's .pth files, so the editable install cannot supply the compiled modules
 	VASR_PUREPYTHON=1 PYTHONSAFEPATH=1 PYTHONPATH=build/pure:$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') \
 		$(PY) -S -m pytest -q -p no:cacheprovider tests/test_kernels_pure.py tests/test_fbank.py tests/test_ctc.py \
-		tests/test_levenshtein.py
+		tests/test_levenshtein.py tests/test_dispatch.py
+	@echo "== the wheel in a fresh venv outside the checkout: synth, train, export, transcribe, bench =="
+	bash .ci/wheel-smoke $(PY)
 
 bench: venv
 	$(VENV)/bin/vasr bench --out bench-report

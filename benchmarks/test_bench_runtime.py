@@ -29,7 +29,7 @@ SR = 16_000
 CLIP_S = 5 if QUICK else 10
 PRESETS = {"tiny": 96, "base": 500}         # preset -> vocabulary size
 THREADS = (1,) if QUICK else (1, 2)
-CONFIGS = Path(__file__).resolve().parents[1] / "vasr" / "configs"
+CONFIGS = cfg.CONFIG_DIR        # the packaged presets
 
 
 def _model(preset: str) -> CtcModel:

@@ -27,7 +27,7 @@ SR = 16_000
 CLIP_S = 5 if QUICK else 10
 BLOCK = SR // 10                 # 100 ms blocks, as a microphone delivers them
 VOCAB = 96
-CONFIGS = Path(__file__).resolve().parents[1] / "vasr" / "configs"
+CONFIGS = cfg.CONFIG_DIR        # the packaged presets
 TEXT = ("hôm nay trời đẹp chúng tôi đi chợ mua rau và cá sau đó về nhà nấu cơm cho cả gia đình "
         "buổi chiều cả nhà cùng nhau đi dạo trong công viên gần hồ")
 

@@ -1,9 +1,11 @@
 """The one place that chooses, per kernel, a compiled backend or its pure-Python reference.
 
-Each kernel ``K`` has a reference module ``K_py`` (always present) and a Cython module ``K_cy``
-(built by setup.py unless VASR_PUREPYTHON=1). A backend module exports exactly the names in the
-reference's ``__all__``. ``VASR_KERNELS=python|cython`` forces a backend; a forced or preferred
-backend that cannot load falls back with a warning.
+Each kernel ``K`` has a reference module ``K_py`` (always present), a Cython module ``K_cy``
+(built by setup.py when a C compiler works and VASR_PUREPYTHON is not 1) and a Numba module ``K_nb``
+(importable when the ``numba`` extra is installed; it compiles on first call and caches on disk).
+A backend module exports exactly the names in the reference's ``__all__``.
+``VASR_KERNELS=cython|numba|python`` forces a backend; a forced or preferred backend that cannot
+load falls back with a warning.
 """
 from __future__ import annotations
 
@@ -13,9 +15,9 @@ import warnings
 from types import ModuleType
 
 KERNELS = ("fbank", "ctc", "levenshtein")
-BACKEND_ORDER = ("cython", "python")
+BACKEND_ORDER = ("cython", "numba", "python")
 ENV_VAR = "VASR_KERNELS"
-_SUFFIX = {"cython": "_cy", "python": "_py"}
+_SUFFIX = {"cython": "_cy", "numba": "_nb", "python": "_py"}
 _loaded: dict[tuple[str, str], ModuleType | None] = {}
 _chosen: dict[str, ModuleType] = {}
 
@@ -67,7 +69,8 @@ def _choose(kernel: str) -> ModuleType:
             continue
         if backend == "python" and forced != "python":
             warnings.warn(f"kernel {kernel!r}: no compiled backend could be loaded, using the "
-                          "pure-Python reference (slow); reinstall without VASR_PUREPYTHON to build it",
+                          "pure-Python reference (slow); `pip install vasr[numba]` gives fast kernels "
+                          "without a compiler",
                           RuntimeWarning, stacklevel=3)
         return module
     raise ImportError(f"kernel {kernel!r}: even the reference module failed to import")

@@ -7,9 +7,11 @@ edges reflected as Kaldi does), DC offset removed, pre-emphasis 0.97, a 512-poin
 80 HTK mel filters from 20 Hz to 7600 Hz without normalisation, and the natural log floored at
 FLT_EPSILON. No energy term, no CMVN.
 
-The compiled backend (``fbank_cy``) re-exports the options and the frame count from here, and
-passes its own segment kernel to the shared drivers and streaming class below; this module
-computes every step in float64 and is the oracle that it is tested against.
+The compiled backends (``fbank_cy``, ``fbank_nb``) re-export the options and the frame count from
+here, and pass their own segment kernels, built on the shared block driver ``blocked_fbank`` and the
+sparse filters ``mel_spans``, to the shared drivers and streaming class below. This module computes
+every step in float64 with numpy and is the oracle that they are tested against; they compute in
+float64 too, so that all backends give the same features to within a float32 rounding.
 """
 from __future__ import annotations
 
@@ -174,6 +176,22 @@ def mel_banks(opts: FbankOptions) -> np.ndarray:
     return weights
 
 
+@functools.lru_cache(maxsize=16)
+def mel_spans(opts: FbankOptions) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``mel_banks`` as the compiled kernels read it (read-only, cached): per filter its first FFT bin,
+    its bin count and the offset of its weights, three (num_bins,) intp arrays, and the float64
+    weights of all filters concatenated (each triangle's nonzero bins are contiguous)."""
+    banks = mel_banks(opts)
+    nonzero = banks != 0.0
+    first = nonzero.argmax(axis=0).astype(np.intp)
+    count = nonzero.sum(axis=0).astype(np.intp)
+    offset = np.concatenate(([0], np.cumsum(count)[:-1])).astype(np.intp)
+    weights = np.concatenate([banks[lo:lo + n, m] for m, (lo, n) in enumerate(zip(first, count))])
+    for table in (first, count, offset, weights):
+        table.setflags(write=False)
+    return first, count, offset, weights
+
+
 def as_waveform(wave: np.ndarray) -> np.ndarray:
     """Validate one waveform and return it as contiguous float32 (int16 scaled by 1/32768)."""
     wave = np.asarray(wave)
@@ -246,6 +264,38 @@ def _fbank_segments(segments: Sequence[Segment], noises: Sequence[np.ndarray | N
         power = np.abs(np.fft.rfft(frames, n=opts.fft_size, axis=1)) ** 2
         out.append(np.log(np.maximum(power @ banks, FLT_EPSILON)).astype(np.float32))
     return out
+
+
+def blocked_fbank(segments: Sequence[Segment], noises: Sequence[np.ndarray | None], opts: FbankOptions,
+                  fill_rows: Callable, rows_to_mel: Callable, block_frames: int) -> list[np.ndarray]:
+    """The block driver of the compiled kernels: the frames of all segments, in order, go through a
+    zero-padded float64 (block_frames, fft_size) buffer, so that the frames of short segments share
+    the FFT calls and a block's rows and spectra stay in cache.
+
+    fill_rows(seg, k, noise, rows): frames ``seg.first + k ..`` of ``seg`` into the first
+        window_length columns of ``rows`` (one frame per row; the padding after them stays zero),
+        ``noise`` their (len(rows), window_length) dither or None.
+    rows_to_mel(rows, out): power spectra of ``rows`` summed over the mel filters into float64
+        ``out`` (len(rows), num_bins), floored at FLT_EPSILON.
+    """
+    total = sum(seg.count for seg in segments)
+    block = min(block_frames, total)
+    out = np.empty((total, opts.num_bins))
+    rows = np.zeros((block, opts.fft_size))
+    filled = done = 0
+    for seg, noise in zip(segments, noises):
+        k = 0
+        while k < seg.count:
+            n = min(seg.count - k, block - filled)
+            fill_rows(seg, k, None if noise is None else noise[k:k + n], rows[filled:filled + n])
+            filled += n
+            k += n
+            if filled == block or done + filled == total:
+                rows_to_mel(rows[:filled], out[done:done + filled])
+                done += filled
+                filled = 0
+    feats = np.log(out, out=out).astype(np.float32)
+    return np.split(feats, np.cumsum([seg.count for seg in segments[:len(segments) - 1]]))
 
 
 def fbank_batch_with(kernel: SegmentKernel, waves: Sequence[np.ndarray], opts: FbankOptions,
@@ -353,3 +403,21 @@ class FbankStream:
         self._chunks = [samples[keep_from - self._offset:]]
         self._offset = keep_from
         return frames
+
+
+def backend_api(kernel: SegmentKernel, module: str) -> tuple[Callable, Callable, type]:
+    """``compute_fbank``, ``compute_fbank_batch`` and ``FbankStream`` for the backend module named
+    ``module`` whose segment kernel is ``kernel``: this module's, with the same signatures and docs."""
+
+    def one(wave, opts=FbankOptions(), rng=None):
+        return fbank_batch_with(kernel, [wave], opts, rng)[0]
+
+    def batch(waves, opts=FbankOptions(), rng=None):
+        return fbank_batch_with(kernel, waves, opts, rng)
+
+    for ours, public in ((one, compute_fbank), (batch, compute_fbank_batch)):
+        ours.__name__ = ours.__qualname__ = public.__name__
+        ours.__doc__, ours.__module__ = public.__doc__, module
+    stream = type("FbankStream", (FbankStream,), {"__doc__": FbankStream.__doc__, "__module__": module,
+                                                   "_kernel": staticmethod(kernel)})
+    return one, batch, stream

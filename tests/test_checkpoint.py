@@ -95,9 +95,39 @@ class Payload:
 def test_only_weights_are_unpickled(tmp_path, capsys):
     path = tmp_path / "evil.pt"
     torch.save({"format": CHECKPOINT_FORMAT, "config": {}, "payload": Payload()}, path)
-    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+    with pytest.raises(ValueError, match=r"evil\.pt: refused: not a weights-only checkpoint \(it asks for "
+                                         r"(builtins\.)?print\)") as caught:
         load_checkpoint(path)
+    assert "\n" not in str(caught.value) and caught.value.__cause__ is None  # one line, torch's text dropped
     assert "unpickled!" not in capsys.readouterr().out
+    with pytest.raises(pickle.UnpicklingError):  # the control: the payload is live
+        torch.load(path, weights_only=True)
+    torch.load(path, weights_only=False)
+    assert "unpickled!" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content,words", [
+    (b"garbage", "refused: not a weights-only checkpoint (Unsupported operand"),
+    (pickle.dumps({"format": 1}, protocol=2), "not a readable checkpoint (Invalid magic number"),
+    (b"", "not a readable checkpoint"),
+    ("truncated", "not a readable checkpoint (PytorchStreamReader"),
+    ("directory", "is a directory, not a checkpoint file"),
+])
+def test_unreadable_files_are_one_line_naming_the_file(tmp_path, content, words):
+    path = tmp_path / "bad.pt"
+    if content == "truncated":
+        torch.save({"format": CHECKPOINT_FORMAT}, tmp_path / "whole.pt")
+        path.write_bytes((tmp_path / "whole.pt").read_bytes()[:300])
+    elif content == "directory":
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError) as caught:
+        load_checkpoint(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and words in message and "\n" not in message
+    with pytest.raises(FileNotFoundError, match=r"missing\.pt: no such checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
 
 
 def test_other_files_are_refused(tmp_path):

@@ -56,6 +56,20 @@ def test_errors_are_messages_not_tracebacks(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+@pytest.mark.parametrize("module, args, extra", [("sqlalchemy", ["db", "stats"], "db"),
+                                                 ("torch", ["train", "--config", "tiny"], "train"),
+                                                 ("uvicorn", ["serve", "MODEL"], "serve")])
+def test_a_missing_extra_is_named_in_one_line(tmp_path, module, args, extra):
+    """As on an install without that extra: the package is made unimportable for the run."""
+    code = (f"import sys; sys.modules[{module!r}] = None; from vasr.cli import main; "
+            f"sys.exit(main({[*args, '--db', str(tmp_path / 'x.db')] if args[0] != 'serve' else args!r}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines() == [
+        f"vasr {args[0] if args[0] != 'db' else 'db stats'}: error: needs the {module!r} package, which is not "
+        f"installed: pip install 'vasr[{extra}]'"]
+
+
 def test_synth_command(tmp_path):
     text = tmp_path / "t.txt"
     text.write_text("xin chào\ncảm ơn bạn\nhẹn gặp lại\n", encoding="utf-8")

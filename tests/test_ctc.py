@@ -311,6 +311,68 @@ def test_word_lm_changes_the_winner(ctc, words):
     assert again == plain  # lm=None: identical results, no state left behind
 
 
+# the Numba backend: nothing compiled at import, the LM case falls through to the reference
+
+@pytest.fixture
+def numba_ctc():
+    if "numba" not in dispatch.available("ctc"):
+        pytest.skip("numba is not installed")
+    return dispatch.load("ctc", "numba")
+
+
+def test_numba_import_compiles_nothing(numba_ctc):
+    """A fresh process that imports the module has no compiled signature: every kernel compiles (or
+    loads from the disk cache) on its first call."""
+    import ast
+    import subprocess
+    import sys
+
+    code = ("import numba, vasr.kernels.ctc_nb as m\n"
+            "ds = {n: f for n, f in vars(m).items() if isinstance(f, numba.core.registry.CPUDispatcher)}\n"
+            "assert {'_search', '_forward', '_viterbi'} <= set(ds), sorted(ds)\n"
+            "print({n: list(d.signatures) for n, d in ds.items()})")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    signatures = ast.literal_eval(out.stdout)  # {name: []}
+    assert signatures and all(s == [] for s in signatures.values()), signatures
+
+
+def test_numba_word_lm_gives_the_reference_result(numba_ctc, ref, words):
+    lp, symbols = words
+    options = dict(lm_weight=1.0, word_bonus=0.25, word_boundary=[1], symbols=symbols)
+    ours = numba_ctc.ctc_prefix_beam_search(lp, lm=ToyLM(), **options)
+    assert ours == ref.ctc_prefix_beam_search(lp, lm=ToyLM(), **options)
+    assert ours[0].text == "cb a"
+    rng = np.random.default_rng(12)
+    lp = peaky(rng, 80, 12)
+    options = dict(beam=5, lm_weight=0.7, word_bonus=0.1, word_boundary=[1, 2, 5], top_k=6,
+                   context=ref.ContextGraph([[1, 4, 3], [5, 6]]))
+    search, theirs = numba_ctc.PrefixBeamSearch(lm=ToyLM(), **options), ref.PrefixBeamSearch(lm=ToyLM(), **options)
+    for a, b in [(0, 7), (7, 7), (7, 50), (50, 80)]:
+        search.accept(lp[a:b])
+        theirs.accept(lp[a:b])
+        assert search.num_frames == theirs.num_frames == b
+        assert search.best() == theirs.best()
+    assert search.finish() == theirs.finish()
+
+
+def test_numba_chunk_calls_and_growth_change_nothing(numba_ctc, ref, monkeypatch):
+    """The search runs _search on a few frames at a time, reserving trie and chain rows before each
+    call; tiny reserves (a call per 2 frames, many regrowths) give the same result."""
+    rng = np.random.default_rng(13)
+    lp = peaky(rng, 120, 16)
+    context = ref.ContextGraph([[1, 2], [3, 4, 5]])
+    whole = numba_ctc.ctc_prefix_beam_search(lp, beam=8, top_k=6, context=context)
+    monkeypatch.setattr(numba_ctc, "_RESERVE_ROWS", 16)
+    monkeypatch.setattr(numba_ctc, "_TRIE_CAPACITY", 2)
+    monkeypatch.setattr(numba_ctc, "_CHAIN_CAPACITY", 1)
+    assert numba_ctc.ctc_prefix_beam_search(lp, beam=8, top_k=6, context=context) == whole
+    theirs = ref.ctc_prefix_beam_search(lp, beam=8, top_k=6, context=context)
+    assert [(h.tokens, h.frames) for h in whole] == [(h.tokens, h.frames) for h in theirs]
+    for a, b in zip(whole, theirs):
+        assert (a.score, a.acoustic, a.context) == pytest.approx((b.score, b.acoustic, b.context), abs=1e-9)
+
+
 def test_validation_errors(ctc):
     lp = np.log(np.full((4, 3), 1 / 3, np.float32))
     with pytest.raises(ValueError, match="float32"):

@@ -68,4 +68,24 @@ def test_forcing_a_missing_backend_warns_and_falls_back():
                "print(k.BACKENDS['fbank'])", VASR_KERNELS="cython")
     assert out.returncode == 0, out.stderr
     assert "kernel 'fbank' has no cython backend here" in out.stderr
-    assert out.stdout.strip() == "python"
+    assert out.stdout.strip() == ("numba" if "numba" in dispatch.available("fbank") else "python")
+
+
+def test_without_cython_numba_is_next_and_without_both_python_warns():
+    pytest.importorskip("numba")
+    no_cy = "import sys; sys.modules['vasr.kernels.ctc_cy'] = None; "
+    out = _run(no_cy + "import vasr.kernels as k; print(k.BACKENDS['ctc'])")
+    assert out.returncode == 0 and out.stdout.strip() == "numba", out.stderr
+    assert "RuntimeWarning" not in out.stderr
+    out = _run(no_cy + "sys.modules['vasr.kernels.ctc_nb'] = None; import vasr.kernels as k; print(k.BACKENDS['ctc'])")
+    assert out.returncode == 0 and out.stdout.strip() == "python", out.stderr
+    assert "pip install vasr[numba]" in out.stderr
+
+
+def test_the_compiled_backend_loads_no_numba():
+    """With the Cython build present, choosing the kernels never imports numba (cold start)."""
+    if dispatch.available("fbank")[0] != "cython":
+        pytest.skip("needs the Cython build")
+    out = _run("import sys, vasr.kernels as k; k.BACKENDS; import vasr.runtime.recognizer; "
+               "print('numba' in sys.modules)", VASR_KERNELS="")
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr

@@ -73,7 +73,9 @@ def test_hnsw_index_above_threshold_agrees_with_flat(phon2vec, tmp_path):
 
 def test_save_and_load_round_trip(phon2vec, tmp_path):
     phon2vec.save(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["phon2vec.faiss", "phon2vec.kv", "phon2vec.tokens.kv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "phon2vec.faiss", "phon2vec.json", "phon2vec.npy", "phon2vec.tokens.npy", "phon2vec.tokens.vocab.json",
+        "phon2vec.vocab.json"]  # the temporary directory is gone
     loaded = Embeddings.load(tmp_path, "phon2vec")
     assert loaded.neighbours("tường", 5) == phon2vec.neighbours("tường", 5)
     assert loaded.neighbours("tướng", 3) == phon2vec.neighbours("tướng", 3)
@@ -150,7 +152,9 @@ def test_build_from_database_records_both_kinds(engine, tmp_path):
         rows = conn.execute(sa.select(embeddings_table).order_by(embeddings_table.c.id)).mappings().all()
     assert [(r["kind"], r["vocab_size"], r["dim"], r["index_kind"], r["source"]) for r in rows] == [
         ("word2vec", len(WORDS) + 4, 32, "flat", "corpus"), ("phon2vec", len(WORDS) + 4, 96, "flat", "corpus")]
-    assert rows[0]["path"] == str((tmp_path / "emb" / "word2vec.kv").resolve())
+    assert rows[0]["path"] == str((tmp_path / "emb" / "word2vec.json").resolve())
+    # the new directory was written beside it under a temporary name, now gone
+    assert not [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name]
     assert rows[1]["params"]["dim"] == 32 and rows[1]["params"]["sentences"] == 61
 
 
@@ -215,3 +219,101 @@ def test_rescorer_semantic_term_follows_the_context():
     ranked = Rescorer(RescoreWeights(semantic=2.0), [SemanticScorer(w2v, ["cơm phở ngon"])]).rescore(alternatives)
     assert ranked[0].text == "tôi ăn bún" and ranked[0].semantic > ranked[1].semantic
     assert SemanticScorer(w2v, ["pizza"]).score(["tôi ăn bún"]).tolist() == [0.0]  # no known context word
+
+
+def _write_legacy(embedding: Embeddings, directory) -> None:
+    """A directory as vasr wrote it before the safe format: gensim pickles (KIND.kv) and the FAISS index."""
+    import faiss
+    from gensim.models import KeyedVectors
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for vectors, name in ((embedding.vectors, embedding.kind), (embedding.tokens, f"{embedding.kind}.tokens")):
+        if vectors is not None:
+            kv = KeyedVectors(vectors.vector_size, dtype=np.float32)
+            kv.add_vectors(vectors.index_to_key, vectors.vectors)
+            kv.save(str(directory / f"{name}.kv"))
+    faiss.write_index(embedding.index, str(directory / f"{embedding.kind}.faiss"))
+
+
+def test_old_pickle_format_is_refused_until_converted(phon2vec, tmp_path):
+    import subprocess
+    import sys
+
+    from vasr.embeddings.vectors import LegacyFormatError
+
+    old = tmp_path / "old"
+    _write_legacy(phon2vec, old)
+    with pytest.raises(LegacyFormatError, match=r"phon2vec\.kv: .*vasr embed convert"):
+        Embeddings.load(old, "phon2vec")
+    from vasr.runtime.decode.search import Decoder
+    from vasr.runtime.decode.settings import DecodeSettings
+
+    with pytest.raises(LegacyFormatError, match="phon2vec.kv"):  # what transcribe, tune and bias-eval load
+        Decoder(["<blk>", "a"], DecodeSettings(embeddings=str(old)))
+    cli = [sys.executable, "-m", "vasr", "embed", "convert"]
+    out = subprocess.run(cli + [str(old)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "trusting" in out.stderr and "pickle" in out.stderr
+    assert f"{old / 'phon2vec.kv'} -> {old / 'phon2vec.json'}" in out.stdout
+    assert not list(old.glob("*.kv*")) and not list(old.glob(".*"))  # pickles removed, no temporary left
+    converted = Embeddings.load(old, "phon2vec")
+    assert converted.neighbours("tường", 5) == phon2vec.neighbours("tường", 5)
+    assert converted.neighbours("tướng", 3) == phon2vec.neighbours("tướng", 3)  # token vectors came along
+    # nothing left to convert: one line, exit 2
+    out = subprocess.run(cli + [str(old)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "no old-format embeddings" in out.stderr and "Traceback" not in out.stderr
+    # --keep-old keeps the pickles (vasr never loads them once KIND.json is there)
+    kept = tmp_path / "kept"
+    _write_legacy(phon2vec, kept)
+    assert subprocess.run(cli + [str(kept), "--keep-old"], capture_output=True, timeout=120).returncode == 0
+    assert (kept / "phon2vec.kv").is_file() and Embeddings.load(kept, "phon2vec").index_kind == "flat"
+
+
+def test_an_interrupted_save_never_loads_half_written(phon2vec, tmp_path, monkeypatch):
+    import vasr.embeddings.vectors as vectors_module
+
+    phon2vec.save(tmp_path)
+    other = train_phon2vec(_random_corpus(40, seed=5), SMALL)  # another vocabulary
+    real = vectors_module.os.replace
+    moved = []
+
+    def crash_after_two(src, dst):
+        if len(moved) == 2:
+            raise OSError("disk full")
+        moved.append(dst)
+        real(src, dst)
+
+    monkeypatch.setattr(vectors_module.os, "replace", crash_after_two)
+    with pytest.raises(OSError, match="disk full"):
+        other.save(tmp_path)
+    monkeypatch.undo()
+    # the old metadata went first: the kind is absent, not a mix of old and new files
+    with pytest.raises(ValueError, match="phon2vec.json: missing"):
+        Embeddings.load(tmp_path, "phon2vec")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # the temporary directory is gone
+    other.save(tmp_path)
+    assert Embeddings.load(tmp_path, "phon2vec").vectors.index_to_key == other.vectors.index_to_key
+
+
+def test_files_that_do_not_match_are_named(phon2vec, tmp_path):
+    import shutil
+
+    small = train_word2vec(["xin chào bạn", "chào bạn nhé"], SMALL)
+    for name in ("a", "b"):
+        phon2vec.save(tmp_path / name)
+    small.save(tmp_path / "b")
+    shutil.copy(tmp_path / "b" / "word2vec.faiss", tmp_path / "a" / "phon2vec.faiss")
+    with pytest.raises(ValueError, match=r"phon2vec\.faiss: the index \(4 x 32\) does not match"):
+        Embeddings.load(tmp_path / "a", "phon2vec")
+    shutil.copy(tmp_path / "b" / "word2vec.npy", tmp_path / "b" / "phon2vec.npy")
+    with pytest.raises(ValueError, match=r"phon2vec\.vocab\.json: .* words for vectors of shape"):
+        Embeddings.load(tmp_path / "b", "phon2vec")
+    (tmp_path / "b" / "word2vec.json").write_text('{"format": 1, "kind": "word2vec"}', encoding="utf-8")
+    with pytest.raises(ValueError, match="not vasr word2vec embeddings of format 2"):
+        Embeddings.load(tmp_path / "b", "word2vec")
+
+
+def test_build_into_an_existing_file_is_refused(tmp_path):
+    (tmp_path / "taken").write_text("x", encoding="utf-8")
+    with pytest.raises(ValueError, match="taken: exists and is not a directory"):
+        build(EmbedConfig(out_dir=tmp_path / "taken", text=tmp_path / "taken", word2vec=SMALL, phon2vec=SMALL))

@@ -276,6 +276,67 @@ def test_backend_alignments_equal_reference(lev, reference, corpus):
         assert lev.align(a, b) == reference.align(a, b)
 
 
+# whitespace of every kind str.isspace() knows, and look-alikes it does not (zero-width space, BOM)
+SPACES = " \t\n\r\x0b\x0c\x1c\x1f\x85\xa0\u1680\u2000\u200a\u2028\u202f\u3000\u200b\ufeff"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.text("ab" + SPACES, max_size=14), st.text("abc" + SPACES, max_size=14)), max_size=6))
+def test_whitespace_rules_match_reference(lev, reference, pairs):
+    """Words and stripping under every whitespace character, against the reference's own rules."""
+    refs, hyps = [r for r, _ in pairs], [h for _, h in pairs]
+    assert lev.corpus_wer(refs, hyps) == reference.corpus_wer(refs, hyps)
+    assert lev.corpus_cer(refs, hyps) == reference.corpus_cer(refs, hyps)
+
+
+def test_long_and_astral_inputs_match_reference(lev, reference):
+    """Many 64-bit blocks, words past 64 per sentence, code points beyond the BMP, lone surrogates."""
+    rng = random.Random(5)
+    long_ref = [rng.randrange(7) for _ in range(1000)]
+    long_hyp = [rng.randrange(7) for _ in range(900)]
+    assert lev.align(long_ref, long_hyp) == reference.align(long_ref, long_hyp)
+    words = [" ".join(rng.choice(["một", "hai", "ba", "😀", "𝒜b"]) for _ in range(rng.randrange(60, 150)))
+             for _ in range(6)]
+    refs, hyps = words[:3], words[3:]
+    assert lev.corpus_wer(refs, hyps) == reference.corpus_wer(refs, hyps)
+    assert lev.corpus_cer(refs, hyps) == reference.corpus_cer(refs, hyps)
+    for ref, hyp in [("😀a𝒜", "a😀𝒜😁"), ("\ud800x\udfff", "x\ud800"), ("", "😀"), ("𝒜" * 70, "𝒜" * 65 + "a")]:
+        assert lev.align(ref, hyp) == reference.align(ref, hyp)
+    assert lev.corpus_cer(["😀 "], [" 😁😀"]) == reference.corpus_cer(["😀 "], [" 😁😀"])
+    # thousands of distinct one-letter sentences: more words than half the code points, a growing lexicon
+    letters = [chr(0x4E00 + k) for k in range(3000)]
+    refs, hyps = letters, letters[1:1000] + [" "] + [""] * 2000
+    assert lev.corpus_wer(refs, hyps) == reference.corpus_wer(refs, hyps)
+
+
+def test_empty_and_odd_integer_inputs(lev, reference):
+    cases = [([], [3, 4]), ([3, 4], []), ((), ()), (np.arange(10)[::3], np.arange(10)[::2]),
+             (np.array([], dtype=np.uint64), np.array([2**63 - 1, -(2**63)], dtype=np.int64))]
+    for ref, hyp in cases:
+        assert lev.align(ref, hyp) == reference.align(ref, hyp)
+        assert lev.edit_counts(ref, hyp) == reference.edit_counts(ref, hyp)
+    with pytest.raises(OverflowError):
+        lev.edit_distance(np.array([2**63], dtype=np.uint64), [1])
+    with pytest.raises(TypeError, match="integer array"):
+        lev.edit_distance(np.zeros((2, 2), dtype=np.int64), [1])
+    assert lev.corpus_wer(["", " ", ""], ["", "a", " "]) == reference.corpus_wer(["", " ", ""], ["", "a", " "])
+
+
+@pytest.mark.skipif("numba" not in BACKENDS, reason="numba is not installed")
+def test_numba_import_compiles_nothing():
+    """Importing the Numba backend is cheap: no jitted function has a compiled signature yet."""
+    import subprocess
+    import sys
+
+    code = ("import numba.core.dispatcher as d, vasr.kernels.levenshtein_nb as m; "
+            "jitted = [f for f in vars(m).values() if isinstance(f, d.Dispatcher)]; "
+            "print(len(jitted), [f.signatures for f in jitted])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    count, signatures = out.stdout.split(" ", 1)
+    assert int(count) >= 1 and signatures.strip() == "[" + ", ".join(["[]"] * int(count)) + "]"
+
+
 def test_generator_is_deterministic_and_varied():
     refs, hyps = vi_pairs.vi_pairs(2000)
     assert (refs, hyps) == vi_pairs.vi_pairs(2000)

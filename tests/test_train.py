@@ -266,3 +266,59 @@ def test_ctrl_c_stops_at_a_step_boundary_and_marks_the_run_stopped(sqlite_corpus
     assert run.status == "stopped" and run.finished_at is not None
     last = torch.load(tmp_path / "runs" / f"t-{run.id}" / LAST, weights_only=False)
     assert last["progress"]["epoch"] >= 2 and last["progress"]["step"] > 0
+
+
+@pytest.mark.parametrize("name,ok", [
+    ("t", True), ("tiny-1", True), ("v2.large_bpe", True), ("_x", True), ("9", True), ("a" * 64, True),
+    ("../../x", False), ("a/b", False), ("..", False), (".hidden", False), ("-x", False), ("", False),
+    ("a" * 65, False), ("tên", False), ("a b", False), ("a\\b", False), ("x\n", False), (None, False)])
+def test_run_names_are_one_plain_path_component(name, ok):
+    from vasr.tracker import check_name
+
+    if ok:
+        assert check_name(name) == name
+    else:
+        with pytest.raises(ValueError, match=r"^name .*: a run name is 1 to 64 ASCII letters, digits, '\.', '_' or '-'"):
+            check_name(name)
+
+
+def test_a_bad_name_is_refused_before_anything_is_written(sqlite_corpus, tmp_path):
+    before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(ValueError, match="name '../x'"):
+        train(tiny_config(sqlite_corpus, tmp_path / "runs", name="../x"))
+    assert sorted(tmp_path.rglob("*")) == before
+    engine = store.connect(sqlite_corpus)
+    with engine.connect() as conn:
+        assert conn.execute(select(training_runs)).all() == []
+    engine.dispose()
+
+
+def test_run_directories_are_unique_across_databases_and_resume_finds_theirs(tmp_path):
+    import hashlib
+
+    out = tmp_path / "runs"
+    dbs = [str(tmp_path / f"{k}.db") for k in "ab"]
+    for k, db in zip("ab", dbs):
+        make_corpus(tmp_path / f"audio_{k}", db)
+    first = train(tiny_config(dbs[0], out, epochs=1))
+    assert first.run_dir == out.resolve() / "t-1"
+    digest = hashlib.sha256((first.run_dir / LAST).read_bytes()).hexdigest()
+    # the second database's first run is run 1 too: it gets a directory of its own
+    stopped = train(tiny_config(dbs[1], out, epochs=1), stop_at_step=1)
+    assert stopped.run_id == 1 and stopped.run_dir.parent == out.resolve()
+    assert stopped.run_dir.name.startswith("t-1-") and len(stopped.run_dir.name) == len("t-1-") + 6
+    resumed = train(TrainConfig(), resume=stopped.run_dir / LAST)
+    assert resumed.status == "completed" and resumed.run_dir == stopped.run_dir
+    assert hashlib.sha256((first.run_dir / LAST).read_bytes()).hexdigest() == digest  # untouched
+    for db, result in zip(dbs, (first, resumed)):
+        engine = store.connect(db)
+        with engine.connect() as conn:
+            [model] = conn.execute(select(models)).all()
+        engine.dispose()
+        assert Path(model.checkpoint_path).parent == result.run_dir
+    # a checkpoint whose recorded run directory is not its run's is refused before anything is touched
+    raw = torch.load(stopped.run_dir / LAST, weights_only=False)
+    for run_dir in ("/tmp/elsewhere", str(out / "t-2"), str(out / "t-1-xyz"), ""):
+        torch.save({**raw, "run_dir": run_dir}, tmp_path / "moved.pt")
+        with pytest.raises(ValueError, match=r"moved\.pt: run directory .* is not the directory of run 1 \('t'\)"):
+            train(TrainConfig(), resume=tmp_path / "moved.pt")

@@ -150,6 +150,28 @@ def test_long_speech_is_cut_under_max_chunk_and_noise_is_left_out():
     assert len(last) == 1 and abs(last[0][0] / SR - truth[1][0]) < TOLERANCE_S
 
 
+def test_without_the_vad_every_sample_is_decoded_in_pieces_cut_at_pauses():
+    """speech_only=False: a 5 s clip is one piece whatever its noise; 23 s (sentences, noise, silence)
+    become pieces of at most 10 s that tile the whole stream, cut where it is quiet; block sizes do
+    not matter."""
+    s1, s2, s3 = sentences()
+    options = ChunkOptions(max_chunk_s=10.0, min_chunk_s=4.0, speech_only=False)
+    short = np.concatenate([noise(2.0), s1, np.zeros(SR, np.float32)])[: 5 * SR]
+    assert [(o, c.size) for o, c in chunks(iter([short[:SR], short[SR:]]), options)] == [(0, short.size)]
+    gap = np.zeros(int(0.5 * SR), np.float32)
+    samples = np.concatenate([s1, gap, s2, gap, noise(3.0), s3, gap, s1, gap, s2, gap, s3, gap, s1])
+    pieces = list(chunks(iter([samples]), options))
+    streamed = list(chunks((samples[i: i + 7000] for i in range(0, samples.size, 7000)), options))
+    assert [(o, c.size) for o, c in pieces] == [(o, c.size) for o, c in streamed]
+    assert pieces[0][0] == 0 and sum(c.size for _, c in pieces) == samples.size
+    for (offset, chunk), (following, _) in zip(pieces, pieces[1:] + [(samples.size, None)]):
+        assert offset + chunk.size == following and chunk.size <= 10 * SR
+        assert np.array_equal(chunk, samples[offset: following])
+    for offset, _ in pieces[1:]:                   # each cut falls in a quiet stretch
+        assert np.abs(samples[offset - 800: offset + 800]).max() < 0.01, offset / SR
+    assert len(pieces) >= samples.size // (10 * SR) + 1
+
+
 def test_a_transcript_has_no_words_in_noise_tones_or_silence(tmp_path):
     """Speech, 10 s of noise, DTMF and a tone, speech, silence: every word lies in a speech part.
     (The fixture model garbles speech that does not start as its training clips do, so only the
@@ -158,7 +180,7 @@ def test_a_transcript_has_no_words_in_noise_tones_or_silence(tmp_path):
     from test_export import exported  # the session's trained, exported fixture
 
     from vasr.runtime.audio import load
-    from vasr.runtime.recognizer import Recognizer
+    from vasr.runtime.recognizer import Recognizer, RecognizerOptions
 
     fixture = exported()
     first, second = load(fixture["root"] / "s140_0.wav"), load(fixture["root"] / "s140_3.wav")
@@ -172,3 +194,6 @@ def test_a_transcript_has_no_words_in_noise_tones_or_silence(tmp_path):
     assert transcript.segments[0].text == "xin chào" and transcript.words
     for word in transcript.words:
         assert any(a - TOLERANCE_S <= word.start and word.end <= b + END_TOLERANCE_S for a, b in truth), (word, truth)
+    # without the VAD the whole file (under max_chunk_s) is one segment, noise and tones included
+    whole = Recognizer(fixture["model_dir"], RecognizerOptions(chunk=ChunkOptions(speech_only=False))).transcribe(path)
+    assert [(s.start, s.end) for s in whole.segments] == [(0.0, pytest.approx(samples.size / SR, abs=0.01))]

@@ -216,6 +216,9 @@ def _transcribe_parser(sub) -> None:
                                                                   "semantic rescoring, needs --embeddings)")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime threads")
     p.add_argument("--max-chunk", type=float, default=20.0, help="longer audio is cut at pauses (seconds)")
+    p.add_argument("--no-vad", dest="vad", action="store_false",
+                   help="decode all the audio, not only what the VAD calls speech: faster, better on clean "
+                        "recordings, worse with noise around the speech")
     p.add_argument("--stream", action="store_true",
                    help="decode with the streaming model chunk by chunk, VAD endpoints; text/jsonl results are "
                         "written as they come (jsonl: partials too), a terminal shows the partial")
@@ -240,6 +243,11 @@ def _embed_parser(sub) -> None:
                    help="phon2vec: sounds alike; word2vec: used alike")
     p.add_argument("--dir", default="embeddings", help="directory written by vasr embed build")
     p.add_argument("-k", type=int, default=10, help="number of neighbours")
+    p = embed.add_parser("convert", help="rewrite an old embeddings directory (gensim pickles, KIND.kv) in the safe "
+                         "format; the old files are loaded with gensim's pickle loader: only for files you trust")
+    p.add_argument("dir", help="directory of old-format embeddings (word2vec.kv, phon2vec.kv ...)")
+    p.add_argument("--keep-old", action="store_true", help="keep the old pickle files (default: removed once "
+                   "the new files load back identical)")
 
 
 def _lm_parser(sub) -> None:
@@ -324,6 +332,9 @@ def _serve_parser(sub) -> None:
     p.add_argument("--raw", action="store_true", help="the acoustic text only: no written numbers, punctuation "
                                                       "or casing")
     p.add_argument("--beam", type=int, default=1, help="default prefix beam width (1 = greedy)")
+    p.add_argument("--no-vad", dest="vad", action="store_false",
+                   help="uploads: decode all the audio, not only what the VAD calls speech (faster; better on "
+                        "clean recordings, worse with noise around the speech); streams keep their VAD endpoints")
     p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest upload (413 above)")
     p.add_argument("--max-duration-s", type=float, default=1800.0, help="longest upload in seconds (413 above)")
     p.add_argument("--max-streams", type=int, default=32, help="open WebSocket streams (more are refused, 1013)")

@@ -178,7 +178,7 @@ def run_bench(out_dir: Path, quick: bool = False, only: Sequence[str] = (), thre
 
     only: pytest ``-k`` expressions, OR-ed (e.g. ``("fbank", "ctc")``); empty runs everything.
     threads: size of the OpenMP/BLAS thread pools in the subprocess.
-    benchmarks_dir: defaults to ``benchmarks/`` of the source checkout vasr is installed from.
+    benchmarks_dir: defaults to the installed package's benchmarks (``default_benchmarks_dir``).
     Raises BenchError when pytest-benchmark is missing, a benchmark fails, or nothing was measured;
     a benchmark skipped for a missing peer is not an error.
     """
@@ -186,8 +186,7 @@ def run_bench(out_dir: Path, quick: bool = False, only: Sequence[str] = (), thre
         raise ValueError(f"threads must be >= 1, got {threads}")
     bench_dir = Path(benchmarks_dir) if benchmarks_dir is not None else default_benchmarks_dir()
     if not bench_dir.is_dir():
-        raise BenchError(f"benchmarks directory not found at {bench_dir}: run from a source "
-                         "checkout of vasr or pass --benchmarks DIR")
+        raise BenchError(f"benchmarks directory not found at {bench_dir}: pass --benchmarks DIR")
     for module, package in (("pytest", "pytest"), ("pytest_benchmark", "pytest-benchmark")):
         if importlib.util.find_spec(module) is None:
             raise BenchError(f"{package} is not installed; `pip install vasr[bench]` installs it "
@@ -227,8 +226,11 @@ def run_bench(out_dir: Path, quick: bool = False, only: Sequence[str] = (), thre
 
 
 def default_benchmarks_dir() -> Path:
-    """``benchmarks/`` beside the ``vasr/`` package directory (a source checkout)."""
-    return Path(__file__).resolve().parent.parent / "benchmarks"
+    """The benchmarks the wheel ships (``vasr/benchmarks/``), else ``benchmarks/`` of the source
+    checkout vasr runs from."""
+    here = Path(__file__).resolve().parent
+    shipped = here / "benchmarks"
+    return shipped if shipped.is_dir() else here.parent / "benchmarks"
 
 
 def _run_streaming(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:

@@ -21,7 +21,10 @@ any other global, so a checkpoint from elsewhere cannot run code when it is load
 from __future__ import annotations
 
 import os
+import pickle
 import random
+import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,8 +76,7 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> Loaded:
     is not a vasr checkpoint of this format."""
     from vasr.train import TrainConfig   # the configs live with the loop, and train imports this module
 
-    with torch.serialization.safe_globals(_NUMPY_GLOBALS):
-        raw = torch.load(path, map_location=device, weights_only=True)
+    raw = _read(path, device)
     if not isinstance(raw, dict) or raw.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a vasr checkpoint of format {CHECKPOINT_FORMAT}")
     config = cfg.from_dict(TrainConfig, raw["config"])
@@ -82,6 +84,28 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> Loaded:
     model = CtcModel(config.model, tokenizer.vocab_size).to(device)
     model.load_state_dict(raw["model"])
     return Loaded(model.eval(), tokenizer, config, raw)
+
+
+def _read(path: str | os.PathLike, device: str) -> Any:
+    """``torch.load`` weights-only; a file it refuses or cannot read is a one-line ValueError naming
+    ``path`` (a missing file stays FileNotFoundError)."""
+    if Path(path).is_dir():
+        raise ValueError(f"{path}: is a directory, not a checkpoint file")
+    try:
+        with torch.serialization.safe_globals(_NUMPY_GLOBALS):
+            return torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such checkpoint") from None
+    except pickle.UnpicklingError as exc:  # what weights-only reading says of a global it does not allow
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))
+        what = (f"it asks for {found.group(1)}" if found else detail.group(1).strip() if detail
+                else "not a torch.save file")
+        raise ValueError(f"{path}: refused: not a weights-only checkpoint ({what}); vasr reads tensors, numbers, "
+                         f"strings and containers only, nothing that could run code") from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError, AttributeError) as exc:
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ValueError(f"{path}: not a readable checkpoint ({detail})") from None
 
 
 def rng_state() -> dict[str, Any]:

@@ -16,6 +16,12 @@ from vasr import config as cfg
 from vasr.arguments import build_parser
 
 MODEL_FRAME_MS = 40     # one output frame of vasr's models: 10 ms fbank shift x subsampling 4
+# top-level module -> the extra of pyproject.toml that installs it (a missing one is named in one line)
+EXTRA_OF = {**dict.fromkeys(("sqlalchemy", "alembic"), "db"), "psycopg": "postgres", "numba": "numba",
+            **dict.fromkeys(("torch", "onnx", "sentencepiece"), "train"),
+            **dict.fromkeys(("gensim", "faiss", "kenlm", "threadpoolctl"), "embed"),
+            **dict.fromkeys(("starlette", "uvicorn", "websockets", "multipart", "python_multipart"), "serve"),
+            **dict.fromkeys(("pytest", "pytest_benchmark", "matplotlib"), "bench")}
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -33,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         return _COMMANDS[args.command](args)
     except (ValueError, RuntimeError, FileNotFoundError) as exc:
         return _fail(_command_name(args), exc)
+    except ModuleNotFoundError as exc:
+        return _missing(_command_name(args), exc)
 
 
 def _command_name(args) -> str:
@@ -43,6 +51,16 @@ def _command_name(args) -> str:
 
 def _fail(command: str, exc: Exception) -> int:
     print(f"vasr {command}: error: {exc}", file=sys.stderr)
+    return 2
+
+
+def _missing(command: str, exc: ModuleNotFoundError) -> int:
+    """A package of an extra that is not installed: which one, and how to install it."""
+    top = (exc.name or "").split(".")[0]
+    if top not in EXTRA_OF:
+        raise exc
+    print(f"vasr {command}: error: needs the {top!r} package, which is not installed: "
+          f"pip install 'vasr[{EXTRA_OF[top]}]'", file=sys.stderr)
     return 2
 
 
@@ -60,12 +78,14 @@ def _print_config(config) -> int:
 
 def _train(argv: list[str]) -> int:
     """`vasr train ARGV` = `python -m vasr.train ARGV`."""
-    from vasr import train
-
     try:
+        from vasr import train
+
         return train.main(argv, prog="vasr train")
     except (ValueError, RuntimeError, FileNotFoundError) as exc:  # e.g. a database without training data
         return _fail("train", exc)
+    except ModuleNotFoundError as exc:
+        return _missing("train", exc)
 
 
 def _synth(args) -> int:
@@ -216,7 +236,8 @@ def _transcribe(args) -> int:
                               hotwords_file=args.hotwords_file, hotwords=tuple(args.hotwords), lm=args.lm,
                               lm_weight=args.lm_weight, word_bonus=args.word_bonus, embeddings=args.embeddings,
                               context=tuple(args.context), threads=args.threads,
-                              chunk=ChunkOptions(max_chunk_s=args.max_chunk, min_chunk_s=0.4 * args.max_chunk),
+                              chunk=ChunkOptions(max_chunk_s=args.max_chunk, min_chunk_s=0.4 * args.max_chunk,
+                                                 speech_only=args.vad),
                               stream=args.stream, realtime=args.realtime, stream_chunk=_stream_chunk(args.chunk_ms))
     if args.print_config:
         return _print_config(config)
@@ -239,11 +260,17 @@ def _stage_config(cls, args, flags: dict):
 
 
 def _embed(args) -> int:
-    from vasr.embeddings.vectors import Embeddings
+    from vasr.embeddings.vectors import Embeddings, convert_legacy
 
     if args.embed_command == "neighbours":
         for word, cosine in Embeddings.load(args.dir, args.kind).neighbours(args.word, args.k):
             print(f"{cosine:.3f}  {word}")
+        return 0
+    if args.embed_command == "convert":
+        print(f"vasr embed convert: trusting the files of {args.dir}: loading them with gensim's pickle loader, "
+              f"which runs any code they hold", file=sys.stderr)
+        for old, new in convert_legacy(args.dir, args.keep_old):
+            print(f"{old} -> {new}" + ("" if args.keep_old else f" ({old.name} removed)"))
         return 0
     from vasr.db import store
     from vasr.embeddings.build import EmbedConfig, build
@@ -347,7 +374,7 @@ def _serve(args) -> int:
                          api_key=args.api_key or os.environ.get("VASR_API_KEY"), threads=args.threads,
                          fp32=args.fp32, raw=args.raw, beam=args.beam, max_upload_mb=args.max_upload_mb,
                          max_duration_s=args.max_duration_s, max_streams=args.max_streams,
-                         max_queue=args.max_queue, idle_timeout_s=args.idle_timeout_s)
+                         max_queue=args.max_queue, idle_timeout_s=args.idle_timeout_s, vad=args.vad)
     return serve(config)
 
 

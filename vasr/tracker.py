@@ -6,6 +6,11 @@ without rank checks. A run is ``running`` from ``start`` (or ``resume``) until `
 ``completed`` or ``stopped`` (at a step boundary) from the loop, ``stopped`` (a second Ctrl-C) or
 ``failed`` (an exception, whose text goes to ``error``) when an exception leaves ``recording``.
 
+The run directory is ``out_dir/<name>-<run id>``, created by this process alone (never an existing
+directory: run ids restart in each database, so when that name is taken a random suffix is added,
+``<name>-<run id>-<6 hex digits>``); the models row's checkpoint path and each checkpoint record it,
+and a resume takes it from the checkpoint. ``check_name`` keeps the name one plain path component.
+
 ``checkpoint_model_id`` finds (or registers) the models row of any checkpoint file, for evaluation
 and export of a checkpoint whose run was tracked in another database.
 """
@@ -15,6 +20,8 @@ import contextlib
 import logging
 import os
 import platform
+import re
+import secrets
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -32,7 +39,41 @@ if TYPE_CHECKING:
 
 LOG_FILE = "train.log"
 TOKENIZER_DIR = "tokenizer"    # the run's tokenizer, as Tokenizer.save writes it
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")   # a run name: one plain path component
+SUFFIX_HEX = 3                 # bytes of the random suffix of a run directory whose name is taken
 log = logging.getLogger("vasr.train")
+
+
+def check_name(name: object, field: str = "name") -> str:
+    """``name`` if it can name a run directory; ValueError naming ``field`` and the allowed characters."""
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise ValueError(f"{field} {name!r}: a run name is 1 to 64 ASCII letters, digits, '.', '_' or '-', "
+                         f"not starting with '.' or '-'")
+    return name
+
+
+def new_run_dir(out_dir: str | os.PathLike, name: str, run_id: int) -> Path:
+    """Create and return ``out_dir/<name>-<run id>``, or, when that exists (another database's run,
+    a leftover), ``<name>-<run id>-<random hex>``: a directory no other run writes to."""
+    parent = Path(out_dir).resolve()
+    parent.mkdir(parents=True, exist_ok=True)
+    stem = f"{check_name(name)}-{run_id}"
+    path = parent / stem
+    while True:
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            path = parent / f"{stem}-{secrets.token_hex(SUFFIX_HEX)}"
+
+
+def check_run_dir(run_dir: str | os.PathLike, name: str, run_id: int) -> Path:
+    """``run_dir`` (from a checkpoint) if its last component is what ``new_run_dir`` makes for
+    ``name`` and ``run_id``; ValueError otherwise."""
+    path = Path(run_dir)
+    if not re.fullmatch(rf"{re.escape(check_name(name))}-{int(run_id)}(-[0-9a-f]{{{2 * SUFFIX_HEX}}})?", path.name):
+        raise ValueError(f"run directory {str(path)!r} is not the directory of run {run_id} ({name!r})")
+    return path
 
 
 class RunTracker:
@@ -48,13 +89,13 @@ class RunTracker:
 
     def start(self, name: str, out_dir: str, split_version: str, config: dict, hyperparameters: dict,
               hardware: dict, augmentations: Sequence[dict], tokenizer: Tokenizer) -> None:
-        """A new ``running`` row, its augmentation rows, and the directory ``out_dir/<name>-<run id>/``
-        holding the tokenizer and train.log (where the log goes from now on, and to stdout)."""
+        """A new ``running`` row, its augmentation rows, and a new directory ``out_dir/<name>-<run id>/``
+        (``new_run_dir``) holding the tokenizer and train.log (where the log goes from now on, and to stdout)."""
         if not self.active:
             return
+        check_name(name)
         self.run_id = runs.create_run(self.engine, name, config, hyperparameters, split_version, hardware)
-        self.run_dir = Path(out_dir).resolve() / f"{name}-{self.run_id}"
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir = new_run_dir(out_dir, name, self.run_id)
         tokenizer.save(self.run_dir / TOKENIZER_DIR)
         runs.add_augmentations(self.engine, self.run_id, augmentations)
         self._open_log()

@@ -34,7 +34,7 @@ from vasr.db import runs, store
 from vasr.kernels import corpus_cer, corpus_wer, ctc_greedy_search
 from vasr.model import CtcModel, ModelConfig, ctc_loss_sum, num_parameters
 from vasr.text.tokens import BpeTokenizer, CharTokenizer
-from vasr.tracker import RunTracker, hardware
+from vasr.tracker import RunTracker, check_name, check_run_dir, hardware
 
 LAST, BEST = "last.pt", "best.pt"
 
@@ -58,9 +58,9 @@ class TokenizerConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    name: str = "vasr"                        # run and model name
+    name: str = "vasr"                        # run and model name: letters, digits, . _ - (no leading . or -)
     db: str | None = None                     # database (default: $VASR_DB or data/vasr.db)
-    out_dir: str = "runs"                     # a run writes to out_dir/<name>-<run id>/
+    out_dir: str = "runs"                     # a run writes to out_dir/<name>-<run id>[-<hex>]/ (vasr.tracker)
     seed: int = 0
     epochs: int = 30
     max_steps: int = 0                        # optimizer steps; 0 = the epochs decide
@@ -151,6 +151,13 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None, stop_at_
     """
     loaded = checkpoint.load_checkpoint(resume) if resume else None
     c = loaded.config if loaded else config
+    if loaded:  # the run continues in the directory its checkpoint names: one made for it (vasr.tracker)
+        try:
+            check_run_dir(loaded.raw.get("run_dir", ""), c.name, loaded.raw.get("run_id", 0))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{resume}: {exc}") from None
+    else:
+        check_name(c.name)
     if c.threads:
         torch.set_num_threads(c.threads)
     rank, world, device = distributed.setup(c.device)
@@ -326,6 +333,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m vasr.train") -> i
         parser.error("--resume continues with the checkpoint's own config: drop --config, --db and overrides")
     try:
         config = cfg.load(TrainConfig, args.config, overrides)
+        check_name(config.name)
     except ValueError as exc:  # a config error is one line, no traceback
         parser.exit(2, f"{prog}: error: {exc}\n")
     if args.print_config:
@@ -334,6 +342,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m vasr.train") -> i
         result = train(config, args.resume)
     except KeyboardInterrupt:
         return 130
+    except (ValueError, FileNotFoundError) as exc:  # e.g. a refused checkpoint: one line naming the file
+        parser.exit(2, f"{prog}: error: {exc}\n")
     finally:
         distributed.close()
     print(f"run {result.run_id} {result.status}: best val CER {100 * result.progress.best_cer:.2f}% "

@@ -8,28 +8,31 @@ optional text file, normalised line by line), trains
   onset, sound class, rhyme, tone per syllable), then one vector per corpus word composed from its
   tokens (``vectors.compose``),
 
-saves both with their FAISS indexes in ``config.out_dir`` and records them in the ``embeddings``
-table. Training is single-threaded with a fixed seed, so a build is reproducible.
+saves both with their FAISS indexes in ``config.out_dir`` (in the pickle-free format of
+``vectors``; a new directory is written beside it under a temporary name and renamed when complete,
+an existing one has each kind replaced as ``Embeddings.save`` does) and records them in the
+``embeddings`` table. Training is single-threaded with a fixed seed, so a build is reproducible.
 """
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from sqlalchemy import Engine, insert, select
 
 from vasr.config import to_dict
 from vasr.db.schema import data_splits, embeddings as embeddings_table, transcripts
 from vasr.embeddings.phonetic import sentence_tokens
-from vasr.embeddings.vectors import Embeddings, IndexOptions, compose
+from vasr.embeddings.vectors import Embeddings, IndexOptions, WordVectors, compose
 from vasr.text.normalize import normalize
 
 __all__ = ["Word2VecConfig", "EmbedConfig", "EmbedReport", "corpus_sentences", "train_word2vec",
-           "train_phon2vec", "build", "record"]
+           "train_phon2vec", "build", "save_all", "record"]
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class Word2VecConfig:
 class EmbedConfig:
     """What `vasr embed build` trains and where it writes."""
 
-    out_dir: Path = Path("embeddings")  # the directory of word2vec.{kv,faiss}, phon2vec.{kv,faiss}
+    out_dir: Path = Path("embeddings")  # the directory of word2vec.* and phon2vec.* (vasr.embeddings.vectors)
     text: Path | None = None  # extra UTF-8 text, one sentence per line (normalised on reading)
     split: str | None = "train"  # transcripts of this split only (None: every transcript)
     split_version: str = "default"  # the split version ``split`` refers to
@@ -121,14 +124,29 @@ def train_phon2vec(sentences: list[str], config: Word2VecConfig = EmbedConfig().
                    index: IndexOptions = IndexOptions()) -> Embeddings:
     """Phonetic embeddings: token vectors trained on ``sentences``' phonetic tokens, and a vector
     per distinct word composed from them (words in order of first appearance)."""
-    from gensim.models import KeyedVectors
-
     model = _word2vec([sentence_tokens(s) for s in sentences], config)
     words = list(dict.fromkeys(w for s in sentences for w in s.split()))
-    composed = compose(model.wv, words)
-    vectors = KeyedVectors(composed.shape[1], dtype=np.float32)
-    vectors.add_vectors(words, composed)
-    return Embeddings("phon2vec", vectors, tokens=model.wv, options=index)
+    return Embeddings("phon2vec", WordVectors(words, compose(model.wv, words)), tokens=model.wv, options=index)
+
+
+def save_all(embeddings: list[Embeddings], out_dir: str | os.PathLike) -> list[Path]:
+    """Save ``embeddings`` into ``out_dir``: a directory that does not exist yet is written under a
+    temporary name beside it and renamed when complete (it appears whole or not at all); in an
+    existing one each kind is replaced by ``Embeddings.save``. Returns each kind's ``KIND.json``."""
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise ValueError(f"{out_dir}: exists and is not a directory")
+        return [e.save(out_dir) for e in embeddings]
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        names = [e.save(tmp).name for e in embeddings]
+        os.rename(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return [out_dir / name for name in names]
 
 
 def record(engine: Engine, embedding: Embeddings, path: Path, source: str, params: dict) -> int:
@@ -146,15 +164,17 @@ def build(config: EmbedConfig, engine: Engine | None = None) -> EmbedReport:
     if not sentences:
         raise ValueError(f"no sentences: split {config.split!r} of version {config.split_version!r} "
                          f"has no transcripts{' and no --text was given' if config.text is None else ''}")
-    built = {}
+    built, trained = {}, []
     for kind, train, options in (("word2vec", train_word2vec, config.word2vec),
                                  ("phon2vec", train_phon2vec, config.phon2vec)):
         start = time.perf_counter()
         embedding = train(sentences, options, config.index)
-        path = embedding.save(config.out_dir)
         seconds = time.perf_counter() - start
         built[kind] = (len(embedding), embedding.dim, embedding.index_kind, seconds)
-        if engine is not None:
+        trained.append((embedding, options, seconds))
+    paths = save_all([e for e, _, _ in trained], config.out_dir)
+    if engine is not None:
+        for (embedding, options, seconds), path in zip(trained, paths):
             params = {**to_dict(options), "sentences": len(sentences), "split": config.split,
                       "split_version": config.split_version, "text": str(config.text) if config.text else None,
                       "seconds": round(seconds, 3)}

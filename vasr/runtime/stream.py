@@ -14,7 +14,11 @@ at a time with its attention and convolution caches, and the decoder's increment
 (``Decoder.stream``: beams, hot-word context states and LM states kept across chunks; the second pass
 runs on each final). Endpoints follow sherpa-onnx's three rules, measured on VAD frames:
 silence without speech (the utterance is dropped: the VAD heard no speech, so nothing the model
-made of it is shown), trailing silence after speech, and a maximum utterance length.
+made of it is shown), trailing silence after speech, and a maximum utterance length. Until the VAD
+hears an utterance's first speech the model is not run: only the last ``vad.pad_s`` of features are
+held (as the offline VAD pads a segment), so an utterance starts at its speech, never with the
+silence after the previous endpoint (the model put junk letters there: it was trained on clips that
+start at the speech), and silence costs no model time.
 
 At ``finish()`` the last, incomplete chunk is padded and only its valid output frames are decoded,
 so the finals equal the chunk-masked offline model on the same audio whatever the block sizes.
@@ -138,6 +142,8 @@ class Stream:
         self._feats = np.zeros((0, model.num_bins), np.float32)
         self._chunk_frames = chunk_frames(options.chunk, model.subsampling, model.right_context)
         self._vad_frame = int(round(self._vad.frame_s * TARGET_RATE))   # samples per VAD decision
+        self._pre_roll = -(-round(options.vad.pad_s * 1000 / recognizer.fbank.frame_shift_ms) // model.subsampling) \
+            * model.subsampling     # fbank frames held before speech: vad.pad_s, whole model frames
         self._frames_in = 0          # fbank frames received, whole stream
         self._frames_out = 0         # model frames decoded, whole stream
         self._samples = 0            # 16 kHz samples received
@@ -186,7 +192,7 @@ class Stream:
             take = min(block.size - pos, step - self._samples % step)
             events += self._feed(block[pos: pos + take])
             pos += take
-        if last:
+        if last and self._speech:
             tail = self._fbank.finish()
             self._frames_in += len(tail)
             self._feats = np.concatenate([self._feats, tail])
@@ -201,20 +207,26 @@ class Stream:
         return events
 
     def _feed(self, piece: np.ndarray) -> list[StreamEvent]:
-        """At most one VAD frame's samples: features, model chunks, VAD, endpoint rules."""
+        """At most one VAD frame's samples: features, VAD, model chunks once there is speech, endpoint rules."""
         self._samples += piece.size
         feats = self._fbank.accept(piece * INT16_SCALE)
         self._frames_in += len(feats)
         self._feats = np.concatenate([self._feats, feats]) if len(feats) else self._feats
-        decoded = self._decode_chunks()
         vad = self.options.vad
-        for p in self._vad.accept(piece):
+        probs = self._vad.accept(piece)
+        for p in probs:
             self._utterance_s += self._vad.frame_s
             # hysteresis: speech starts at threshold and lasts until the probability falls below neg_threshold
             if p >= vad.threshold or (self._speech and self._silence_s == 0.0 and p >= vad.neg_threshold):
                 self._speech, self._silence_s = True, 0.0
             else:
                 self._silence_s += self._vad.frame_s
+        if self._speech:
+            decoded = self._decode_chunks()
+        else:       # trimmed where the VAD decides, so the trim does not depend on the block sizes
+            decoded = False
+            if probs.size:
+                self._hold_pre_roll()
         if self._endpoint():
             final = self._final()
             # each utterance starts from fresh caches, as the model was trained on single utterances
@@ -225,6 +237,17 @@ class Stream:
             return [StreamEvent(False, self._recognizer.partial_segment(
                 self._decode.partial(), self._utterance_log_probs(), self._first_frame))]
         return []
+
+    def _hold_pre_roll(self) -> None:
+        """Before an utterance's speech: drop all but the last ``vad.pad_s`` of features (whole model
+        frames, so times stay exact); the utterance now starts after what was dropped."""
+        step = self._model.subsampling
+        drop = (len(self._feats) - self._pre_roll) // step * step
+        if drop > 0:
+            self._feats = self._feats[drop:]
+            self._frames_out += drop // step
+            self._first_frame = self._frames_out
+        return False
 
     def _decode_chunks(self) -> bool:
         """Run the model on every complete chunk of features held; whether there was one."""

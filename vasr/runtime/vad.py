@@ -63,6 +63,7 @@ class ChunkOptions:
     min_chunk_s: float = 8.0     # a cut of long speech falls at least this far into a chunk, seconds
     pause_ms: float = 200.0      # width of the window whose mean energy picks the cut, ms
     vad: VadOptions = field(default_factory=lambda: VadOptions(end_pad_s=CHUNK_END_PAD_S))   # what is speech
+    speech_only: bool = True     # False: no VAD, every sample is decoded (long audio still cut at quiet points)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.min_chunk_s < self.max_chunk_s:
@@ -233,7 +234,11 @@ def cut_point(samples: np.ndarray, opts: ChunkOptions, rate: int = TARGET_RATE) 
 def chunks(blocks: Iterator[np.ndarray], opts: ChunkOptions) -> Iterator[tuple[int, np.ndarray]]:
     """(offset in samples, float32 chunk) pieces of the speech in the concatenated 16 kHz ``blocks``:
     each speech segment (``speech_segments`` with ``opts.vad``) whole, or cut at its quietest points
-    into pieces of at most ``max_chunk_s``. Non-speech is left out."""
+    into pieces of at most ``max_chunk_s``. Non-speech is left out; with ``speech_only`` off, the
+    whole stream is the one segment."""
+    if not opts.speech_only:
+        yield from _whole(blocks, opts)
+        return
     segmenter = _Segmenter(opts.vad)
     limit = int(opts.max_chunk_s * TARGET_RATE)
     held, base = np.zeros(0, np.float32), 0      # the samples [base, base + held.size) of the stream
@@ -260,3 +265,18 @@ def chunks(blocks: Iterator[np.ndarray], opts: ChunkOptions) -> Iterator[tuple[i
             held, base = held[keep - base:], keep
     for start, end in segmenter.finish():
         yield from pieces(start, end, final=True)
+
+
+def _whole(blocks: Iterator[np.ndarray], opts: ChunkOptions) -> Iterator[tuple[int, np.ndarray]]:
+    """``chunks`` without the VAD: all of the stream, cut at its quietest points into pieces of at
+    most ``max_chunk_s``."""
+    limit = int(opts.max_chunk_s * TARGET_RATE)
+    held, base = np.zeros(0, np.float32), 0
+    for block in blocks:
+        held = np.concatenate([held, block])
+        while held.size > limit:
+            cut = cut_point(held[:limit + 1], opts)
+            yield base, held[:cut].copy()
+            held, base = held[cut:], base + cut
+    if held.size:
+        yield base, held

@@ -66,6 +66,7 @@ from vasr.runtime.formats import srt, vtt
 from vasr.runtime.recognizer import MODEL_FP32, MODEL_INT8, ModelDirError, Recognizer, RecognizerOptions, Transcript
 from vasr.runtime.stream import StreamEvent
 from vasr.runtime.transcribe import parse_hotword
+from vasr.runtime.vad import ChunkOptions
 from vasr.serve.metrics import CONTENT_TYPE, Metrics
 from vasr.serve.protocol import CLOSE_POLICY, CLOSE_TRY_LATER, ProtocolError, serve_stream
 
@@ -89,6 +90,7 @@ class ServeConfig:
     fp32: bool = False                   # model.onnx (and model-streaming.onnx) instead of the int8 files
     raw: bool = False                    # acoustic text only (no ITN, punctuation, hot-word spelling)
     beam: int = 1                        # default beam of requests and streams (1 = greedy)
+    vad: bool = True                     # uploads decode only what the VAD calls speech (ChunkOptions.speech_only)
     max_upload_mb: float = 25.0          # OpenAI's limit on a file
     max_duration_s: float = 1800.0       # longer uploads are refused (413)
     max_streams: int = 32                # open /v1/stream connections; more are closed with 1013
@@ -165,7 +167,8 @@ class Server:
     def __init__(self, config: ServeConfig):
         self.config = config
         options = RecognizerOptions(model_file=MODEL_FP32 if config.fp32 else MODEL_INT8, threads=1, raw=config.raw,
-                                    decode=DecodeOptions(beam=config.beam))
+                                    decode=DecodeOptions(beam=config.beam),
+                                    chunk=ChunkOptions(speech_only=config.vad))
         self.workers = [Worker(Recognizer(config.model_dir, options), i)
                         for i in range(config.threads or default_threads())]
         self.model_id = Path(config.model_dir).resolve().name

@@ -5,7 +5,8 @@ expansion (``vasr.runtime.decode.rescore.SecondPass``).
 One ``Decoder`` serves every caller (the recognizer, ``vasr eval`` on a checkpoint, ``vasr tune``,
 ``vasr bias-eval``): it needs the model's symbols and resolved ``DecodeSettings``, and the tokenizer
 only to spell hot words and find word boundaries for the LM. The LM needs the ``kenlm`` module, the
-second pass's embeddings gensim and faiss (the ``embed`` extra); each is imported only when asked for.
+second pass's embeddings faiss (the ``embed`` extra; they load pickle-free, see
+``vasr.embeddings.vectors``); each is imported only when asked for.
 ``Decoder.stream`` decodes an utterance chunk by chunk (partial results as the audio comes);
 ``Decoder.decode`` is that stream fed the whole utterance at once.
 """

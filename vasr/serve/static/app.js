@@ -14,6 +14,9 @@ const result = { segments: [], name: "vasr" };
 // The live session, while recording or finishing: {ws, context, media, node, pcm: [Int16Array]}
 let live = null;
 let lastRecording = null;           // Int16Array at STREAM_RATE of the last recording (the audio sent)
+// The recording kept for the WAV download is capped (16 kHz int16: 57.6 MB per half hour); the
+// stream and its transcript go on past it, the download then holds the first KEEP_MAX_S.
+const KEEP_MAX_S = 1800;
 
 // ---------- helpers ----------
 
@@ -192,7 +195,7 @@ async function record() {
   clearResult("vasr-recording");
   lastRecording = null;
   setRecording(true);
-  const session = { ws: null, context: null, media: null, node: null, pcm: [], ending: false, done: false };
+  const session = { ws: null, context: null, media: null, node: null, pcm: [], kept: 0, ending: false, done: false };
   live = session;
   try {
     setStatus("Đang kết nối… · connecting");
@@ -251,7 +254,10 @@ function openStream(session) {
 function onWorkletMessage(session, data) {
   if (data instanceof ArrayBuffer) {
     const samples = new Int16Array(data);
-    session.pcm.push(samples);
+    if (session.kept + samples.length <= KEEP_MAX_S * STREAM_RATE) {
+      session.pcm.push(samples);
+      session.kept += samples.length;
+    }
     if (session.ws.readyState === WebSocket.OPEN) session.ws.send(data);
   } else if (data && data.type === "flushed") {
     // every sample is sent; the server answers with what is left, then "done"
@@ -271,7 +277,8 @@ function onServerMessage(session, msg) {
   } else if (msg.type === "done") {
     session.done = true;
     $("partial").textContent = "";
-    setStatus(`Xong · done: ${result.segments.length} segment(s)`);
+    const capped = session.kept >= KEEP_MAX_S * STREAM_RATE - STREAM_RATE ? ` (WAV: the first ${KEEP_MAX_S / 60} min)` : "";
+    setStatus(`Xong · done: ${result.segments.length} segment(s)${capped}`);
   }
 }
 
