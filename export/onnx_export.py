@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -33,8 +34,11 @@ from vasr.runtime.recognizer import (CONFIG_FILE, INPUT_NAMES, MODEL_FP32, MODEL
                                      RecognizerOptions)
 from vasr.kernels import FbankOptions
 from vasr.model import SUBSAMPLING, CtcModel
+from vasr.runtime.stream import STREAM_FP32, STREAM_INT8
 from vasr.text.itn import ITN_VERSION
 from vasr.text.normalize import NORMALIZER_VERSION
+from vasr.text.tokens import BPE_MODEL_FILE, TOKENS_FILE
+from vasr.text.tokens import CONFIG_FILE as TOKENIZER_FILE
 
 OPSET = 17
 SHERPA_MODEL_TYPE = "zipformer2_ctc"     # the model_type sherpa-onnx's offline zipformer CTC loader expects
@@ -61,7 +65,12 @@ VARIANTS = (
     QuantVariant("qint8-all", "QInt8", False, False, ()),
     QuantVariant("quint8-all", "QUInt8", False, False, ()),
 )
+VARIANT_BY_NAME = {v.name: v for v in VARIANTS}
 DEFAULT_VARIANT = "qint8-matmul-reduce"
+# what an export writes into a model directory (a file of these left by an earlier export and not
+# written again is removed; the directory's other files stay)
+EXPORT_FILES = frozenset({TOKENS_FILE, TOKENIZER_FILE, BPE_MODEL_FILE, MODEL_FP32, MODEL_INT8, STREAM_FP32,
+                          STREAM_INT8, CONFIG_FILE})
 
 
 @dataclass(frozen=True)
@@ -208,12 +217,42 @@ def export(config: ExportConfig) -> ExportReport:
     """Write the model directory of ``config.checkpoint``; see the module docstring."""
     from vasr.checkpoint import load_checkpoint
 
-    names = {v.name: v for v in VARIANTS}
-    if config.variant != "auto" and config.variant not in names:
-        raise ValueError(f"unknown int8 variant {config.variant!r}; expected auto or one of {', '.join(names)}")
+    if config.variant != "auto" and config.variant not in VARIANT_BY_NAME:
+        raise ValueError(f"unknown int8 variant {config.variant!r}; expected auto or one of "
+                         f"{', '.join(VARIANT_BY_NAME)}")
     loaded = load_checkpoint(config.checkpoint)
-    out = Path(config.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    final = Path(config.out_dir)
+    if final.exists() and not final.is_dir():
+        raise ValueError(f"--out {final}: an existing file, not a directory")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # everything is written and measured in a sibling folder, then moved in: a failed export leaves
+    # the directory as it was, never new files beside old ones
+    out = Path(tempfile.mkdtemp(prefix=f".{final.name}.export-", dir=final.parent))
+    try:
+        report = _export_into(config, loaded, out)
+        _install(out, final)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    report.out_dir = final
+    if config.register:
+        report.model_id = _register(config, loaded, final)
+    return report
+
+
+def _install(stage: Path, final: Path) -> None:
+    """Move the export's files from ``stage`` into ``final`` (config.json last); files a previous
+    export left there that this one did not write (a streaming model, bpe.model) go, other files
+    (the punctuation model, decode.json) stay."""
+    final.mkdir(exist_ok=True)
+    written = {p.name for p in stage.iterdir()}
+    for name in EXPORT_FILES - written:
+        (final / name).unlink(missing_ok=True)
+    for name in sorted(written - {CONFIG_FILE}) + [CONFIG_FILE]:
+        os.replace(stage / name, final / name)
+
+
+def _export_into(config: ExportConfig, loaded, out: Path) -> ExportReport:
+    """The export's files in ``out`` (see the module docstring), measured there."""
     loaded.tokenizer.save(out)                       # tokens.txt, tokenizer.json (+ bpe.model)
     features = FbankOptions()                        # the runtime's features: the contract, no dither
     meta = metadata(loaded.model, loaded.tokenizer.to_dict(), features)
@@ -232,14 +271,13 @@ def export(config: ExportConfig) -> ExportReport:
     if sources:
         _choose_int8(config, out, sources, refs, report)
     else:
-        quantize(out / MODEL_FP32, out / MODEL_INT8, names[report.variant])
+        quantize(out / MODEL_FP32, out / MODEL_INT8, VARIANT_BY_NAME[report.variant])
         warnings.warn("no gate set (no --manifest and no database split): int8 written without a CER check",
                       stacklevel=2)
     _record_int8(out, report)
     if loaded.model.cfg.streaming:
-        report.streaming = _export_streaming(config, loaded.model, out, meta, names[report.variant], sources, refs)
-    if config.register:
-        report.model_id = _register(config, loaded, out)
+        report.streaming = _export_streaming(config, loaded.model, out, meta, VARIANT_BY_NAME[report.variant],
+                                               sources, refs)
     return report
 
 
@@ -282,7 +320,7 @@ def _export_streaming(config: ExportConfig, model: CtcModel, out: Path, meta: di
     """The streaming graph (fp32 and the offline model's int8 variant), its parity, and on the gate
     set its streaming CER fp32 against int8 (warned beyond ``cer_threshold``); kept in config.json."""
     from vasr.export.streaming import PARITY_TOLERANCE as STREAM_TOLERANCE, export_streaming
-    from vasr.runtime.stream import STREAM_FP32, STREAM_INT8, StreamOptions
+    from vasr.runtime.stream import StreamOptions
 
     options = StreamOptions()
     parity = export_streaming(model, out / STREAM_FP32, meta, options)

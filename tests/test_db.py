@@ -110,7 +110,7 @@ def test_auto_split_is_speaker_disjoint_seeded_and_stable(engine):
 
 
 def test_auto_split_rejects_bad_ratios(engine):
-    with engine.begin() as conn, pytest.raises(ValueError, match="three non-negative"):
+    with engine.begin() as conn, pytest.raises(ValueError, match="three finite non-negative"):
         store.auto_split(conn, "v", (0.8, -0.1, 0.3), seed=0)
 
 

@@ -181,7 +181,7 @@ def test_bad_inputs_fail_alone_and_the_exit_code_says_so(tmp_path):
     assert [line.split("\t")[1] for line in out.splitlines()] == ["xin chào", "tiếng việt"]
     assert len(err.splitlines()) == 7      # one line per bad file and the summary: no traceback
     for path, why in ((not_audio, "unreadable"), (empty, "empty"), (silent, "silence"), (short, "too short"),
-                      (missing, "unreadable"), (broken, "NaN")):
+                      (missing, "no such file"), (broken, "NaN")):
         assert any(str(path) in line and why in line for line in err.splitlines()), (path, err)
 
 

@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vasr", description="Vietnamese speech-to-text toolkit", epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"vasr {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="on an error, the Python traceback instead of one line (or VASR_DEBUG=1); anywhere on "
+                             "the command line")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_synth_parser, _import_parser, _db_parser, _bench_parser, _demo_parser, _train_parser,
                 _eval_parser, _runs_parser, _export_parser, _transcribe_parser, _embed_parser, _lm_parser,

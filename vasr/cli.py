@@ -8,6 +8,7 @@ and nothing run. Config errors (a misspelt key, an ill-typed value) are one line
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,6 +16,8 @@ from pathlib import Path
 from vasr import config as cfg
 from vasr.arguments import build_parser
 
+BROKEN_PIPE_EXIT = 141  # 128 + SIGPIPE, what a C tool killed by the closed pipe would exit with
+INTERRUPTED_EXIT = 130  # 128 + SIGINT
 MODEL_FRAME_MS = 40     # one output frame of vasr's models: 10 ms fbank shift x subsampling 4
 # top-level module -> the extra of pyproject.toml that installs it (a missing one is named in one line)
 EXTRA_OF = {**dict.fromkeys(("sqlalchemy", "alembic"), "db"), "psycopg": "postgres", "numba": "numba",
@@ -24,23 +27,38 @@ EXTRA_OF = {**dict.fromkeys(("sqlalchemy", "alembic"), "db"), "psycopg": "postgr
             **dict.fromkeys(("pytest", "pytest_benchmark", "matplotlib"), "bench")}
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Errors are one line on stderr: exit 2 for a bad command line, option, config
+    or missing extra (ValueError and kin), 1 for inputs that failed or anything unforeseen; with
+    --debug (anywhere) or VASR_DEBUG=1 the traceback instead. A closed stdout (``| head``) ends the
+    command quietly."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["train"]:
-        return _train(argv[1:])
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    # argparse (before 3.12) fills a '*' positional at its first chance: audio files given after
-    # an option of `transcribe` come back here as extras
-    if args.command == "transcribe" and not [e for e in extra if e.startswith("-") and e != "-"]:
-        args.audio += extra
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    debug = "--debug" in argv or os.environ.get("VASR_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
+    command = argv[0] if argv else "vasr"
     try:
+        if argv[:1] == ["train"]:
+            return _train(argv[1:])
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        # argparse (before 3.12) fills a '*' positional at its first chance: audio files given after
+        # an option of `transcribe` come back here as extras
+        if args.command == "transcribe" and not [e for e in extra if e.startswith("-") and e != "-"]:
+            args.audio += extra
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        command = _command_name(args)
         return _COMMANDS[args.command](args)
-    except (ValueError, RuntimeError, FileNotFoundError) as exc:
-        return _fail(_command_name(args), exc)
-    except ModuleNotFoundError as exc:
-        return _missing(_command_name(args), exc)
+    except BrokenPipeError:
+        # the reader went away: stop writing (Python would complain again flushing stdout at exit)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE_EXIT
+    except Exception as exc:
+        if debug:
+            raise
+        return _error(command, exc)
+    except KeyboardInterrupt:
+        print(f"vasr {command}: interrupted", file=sys.stderr)
+        return INTERRUPTED_EXIT
 
 
 def _command_name(args) -> str:
@@ -54,11 +72,26 @@ def _fail(command: str, exc: Exception) -> int:
     return 2
 
 
+def _error(command: str, exc: Exception) -> int:
+    """The one line (and exit status) of an exception that ended ``command``."""
+    if isinstance(exc, ModuleNotFoundError):
+        return _missing(command, exc)
+    if isinstance(exc, (ValueError, RuntimeError, FileNotFoundError, ImportError)):
+        return _fail(command, exc)
+    if isinstance(exc, OSError):             # FileExistsError, PermissionError, a full disk ...: name the file
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"vasr {command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(f"vasr {command}: internal error: {type(exc).__name__}: {exc} (--debug or VASR_DEBUG=1 shows the "
+          f"traceback)", file=sys.stderr)
+    return 1
+
+
 def _missing(command: str, exc: ModuleNotFoundError) -> int:
     """A package of an extra that is not installed: which one, and how to install it."""
     top = (exc.name or "").split(".")[0]
     if top not in EXTRA_OF:
-        raise exc
+        return _fail(command, exc)
     print(f"vasr {command}: error: needs the {top!r} package, which is not installed: "
           f"pip install 'vasr[{EXTRA_OF[top]}]'", file=sys.stderr)
     return 2
@@ -66,8 +99,11 @@ def _missing(command: str, exc: ModuleNotFoundError) -> int:
 
 def _stream_chunk(chunk_ms: int) -> int:
     """--chunk-ms as model frames of 40 ms."""
-    if chunk_ms <= 0 or chunk_ms % MODEL_FRAME_MS:
-        raise ValueError(f"--chunk-ms {chunk_ms}: expected a positive multiple of {MODEL_FRAME_MS} ms (one model frame)")
+    from vasr.runtime.stream import MAX_CHUNK
+
+    if not 0 < chunk_ms <= MAX_CHUNK * MODEL_FRAME_MS or chunk_ms % MODEL_FRAME_MS:
+        raise ValueError(f"--chunk-ms {chunk_ms}: expected a multiple of {MODEL_FRAME_MS} ms (one model frame) "
+                         f"from {MODEL_FRAME_MS} to {MAX_CHUNK * MODEL_FRAME_MS}")
     return chunk_ms // MODEL_FRAME_MS
 
 
@@ -77,15 +113,10 @@ def _print_config(config) -> int:
 
 
 def _train(argv: list[str]) -> int:
-    """`vasr train ARGV` = `python -m vasr.train ARGV`."""
-    try:
-        from vasr import train
+    """`vasr train ARGV` = `python -m vasr.train ARGV` (its errors end as every command's do)."""
+    from vasr import train
 
-        return train.main(argv, prog="vasr train")
-    except (ValueError, RuntimeError, FileNotFoundError) as exc:  # e.g. a database without training data
-        return _fail("train", exc)
-    except ModuleNotFoundError as exc:
-        return _missing("train", exc)
+    return train.main(argv, prog="vasr train")
 
 
 def _synth(args) -> int:

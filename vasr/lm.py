@@ -27,13 +27,14 @@ from vasr.embeddings.build import corpus_sentences
 __all__ = ["LMConfig", "LMReport", "find_tool", "build_lm"]
 
 LMPLZ_ENV = "VASR_LMPLZ"
+LM_FILES = ("corpus.txt", "lm.arpa", "lm.bin")  # what a build writes into its out_dir
 
 
 @dataclass(frozen=True)
 class LMConfig:
     """What `vasr lm build` builds and where."""
 
-    out_dir: Path = Path("lm")  # receives lm.arpa, lm.bin, corpus.txt
+    out_dir: Path = Path("lm")  # receives LM_FILES
     order: int = 3  # n-gram order
     text: Path | None = None  # extra UTF-8 text, one sentence per line (normalised on reading)
     split: str | None = "train"  # transcripts of this split only (None: all)
@@ -98,8 +99,28 @@ def build_lm(config: LMConfig, engine: Engine | None = None) -> LMReport:
     if config.order < 1:
         raise ValueError(f"order must be >= 1, got {config.order}")
     out = Path(config.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: an existing file, not a directory")
+    out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    # built in a sibling folder and moved in when complete: a failed or killed build leaves the
+    # previous model as it was
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.lm-", dir=out.parent))
+    try:
+        counts, written = _build_into(config, sentences, stage)
+        out.mkdir(exist_ok=True)
+        for name in set(LM_FILES) - set(written):
+            (out / name).unlink(missing_ok=True)       # an lm.bin of an earlier build with the binary
+        for name in written:
+            os.replace(stage / name, out / name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return LMReport(len(sentences), out / "lm.arpa", out / "lm.bin" if config.binary else None, counts,
+                    time.perf_counter() - start)
+
+
+def _build_into(config: LMConfig, sentences: list[str], out: Path) -> tuple[dict, list[str]]:
+    """lmplz (and build_binary) in ``out``: the ARPA's n-gram counts and the files written."""
     corpus = out / "corpus.txt"
     corpus.write_text("".join(s + "\n" for s in sentences), encoding="utf-8")
     arpa = out / "lm.arpa"
@@ -110,10 +131,8 @@ def build_lm(config: LMConfig, engine: Engine | None = None) -> LMReport:
         done = subprocess.run(command + ["-T", scratch], stdin=text, stdout=arpa_file, stderr=subprocess.PIPE)
     if done.returncode != 0:
         raise RuntimeError(f"lmplz failed ({done.returncode}): {done.stderr.decode(errors='replace')[-2000:]}")
-    binary = None
     if config.binary:
-        binary = out / "lm.bin"
-        done = subprocess.run([find_tool("build_binary"), str(arpa), str(binary)], capture_output=True)
+        done = subprocess.run([find_tool("build_binary"), str(arpa), str(out / "lm.bin")], capture_output=True)
         if done.returncode != 0:
             raise RuntimeError(f"build_binary failed: {done.stderr.decode(errors='replace')[-2000:]}")
-    return LMReport(len(sentences), arpa, binary, _arpa_counts(arpa), time.perf_counter() - start)
+    return _arpa_counts(arpa), [p.name for p in out.iterdir()]

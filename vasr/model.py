@@ -51,11 +51,34 @@ class ModelConfig:
     full_context_prob: float = 0.5    # streaming: share of training batches that see the full context
 
     def __post_init__(self) -> None:
+        for key, value, ok, bound in [
+                ("num_mel_bins", self.num_mel_bins, self.num_mel_bins >= MIN_FRAMES, f">= {MIN_FRAMES}"),
+                ("d_model", self.d_model, self.d_model >= 1, ">= 1"),
+                ("num_layers", self.num_layers, self.num_layers >= 1, ">= 1"),
+                ("num_heads", self.num_heads, self.num_heads >= 1, ">= 1"),
+                ("ff_dim", self.ff_dim, self.ff_dim >= 1, ">= 1"),
+                ("conv_kernel", self.conv_kernel, self.conv_kernel >= 1 and self.conv_kernel % 2 == 1,
+                 "odd and >= 1"),
+                ("subsampling_channels", self.subsampling_channels, self.subsampling_channels >= 0,
+                 ">= 0 (0 = d_model)"),
+                ("dropout", self.dropout, 0.0 <= self.dropout < 1.0, "in [0, 1)")]:
+            if not ok:
+                raise ValueError(f"model.{key} must be {bound}, got {value!r}")
         if self.streaming and self.architecture != "conformer":
             raise ValueError("streaming needs architecture conformer (its convolution carries the local order)")
         if self.max_train_chunk < 1 or not 0.0 <= self.full_context_prob <= 1.0:
             raise ValueError(f"need max_train_chunk >= 1 and 0 <= full_context_prob <= 1, got "
                              f"{self.max_train_chunk}, {self.full_context_prob}")
+
+    def check(self) -> ModelConfig:
+        """This config if its fields agree with each other (checked here, not at construction, so that
+        overrides applied one at a time may pass through a mixed state); ValueError naming them."""
+        if self.d_model % self.num_heads:
+            raise ValueError(f"model.d_model {self.d_model} must be a multiple of model.num_heads {self.num_heads}")
+        if self.streaming and (self.d_model // self.num_heads) % 2:
+            raise ValueError(f"model.d_model / model.num_heads must be even with streaming (rotary positions turn "
+                             f"pairs), got {self.d_model} / {self.num_heads}")
+        return self
 
 
 def chunk_mask(length: int, chunk: int, left_chunks: int, device: torch.device) -> torch.Tensor:
@@ -245,7 +268,7 @@ class CtcModel(nn.Module):
 
     def __init__(self, cfg: ModelConfig, vocab_size: int):
         super().__init__()
-        self.cfg = cfg
+        self.cfg = cfg.check()
         self.vocab_size = vocab_size
         # CMVN statistics of the training features; identity until set_cmvn is called
         self.register_buffer("cmvn_mean", torch.zeros(cfg.num_mel_bins))

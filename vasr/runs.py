@@ -1,7 +1,8 @@
 """Looking at training runs: ``vasr runs list|show|compare|plot``.
 
 Everything is read through ``vasr.db.runs``; the only user string that shapes a query, the sort
-key, is checked against its whitelist there. ``plot`` draws loss and CER curves per epoch into a
+key, is checked against its whitelist there. Statuses are shown as ``runs.run_state`` gives them: a
+``running`` row whose process is gone or silent is ``stale``. ``plot`` draws loss and CER curves per epoch into a
 PNG with matplotlib's Agg backend (no display needed).
 """
 from __future__ import annotations
@@ -28,7 +29,8 @@ def _duration(seconds: float | None) -> str:
 
 
 def list_runs(engine: Engine, sort: str = "id", ascending: bool = False, limit: int = 50) -> str:
-    """One line per run: id, name, status, epochs, best CER / WER, best val loss, duration, start."""
+    """One line per run: id, name, status (``stale``: see ``show``), epochs, best CER / WER, best val loss,
+    duration, start."""
     with engine.connect() as conn:
         rows = runs.list_runs(conn, sort, descending=not ascending, limit=limit)
         epochs = {r.id: len(runs.run_epochs(conn, r.id)) for r in rows}
@@ -37,7 +39,7 @@ def list_runs(engine: Engine, sort: str = "id", ascending: bool = False, limit: 
     lines = [header]
     for r in rows:
         started = r.started_at.strftime("%Y-%m-%d %H:%M") if r.started_at else "-"
-        lines.append(f"{r.id:>4}  {r.name[:15]:<16}{r.status:<10}{epochs[r.id]:>7}{_pct(r.best_cer):>10}"
+        lines.append(f"{r.id:>4}  {r.name[:15]:<16}{runs.run_state(r)[0]:<10}{epochs[r.id]:>7}{_pct(r.best_cer):>10}"
                      f"{_pct(r.best_wer):>10}{_num(r.best_val_loss):>10}{_duration(r.duration_s):>11}  {started}")
     return "\n".join(lines)
 
@@ -49,7 +51,8 @@ def show_run(engine: Engine, run_id: int) -> str:
         epochs = runs.run_epochs(conn, run_id)
         augs = runs.run_augmentations(conn, run_id)
         preds = runs.run_predictions(conn, run_id=run_id)
-    lines = [f"run {r.id} {r.name!r}: {r.status}, split version {r.split_version!r}, "
+    status, why = runs.run_state(r)
+    lines = [f"run {r.id} {r.name!r}: {status}{f' ({why})' if why else ''}, split version {r.split_version!r}, "
              f"{_duration(r.duration_s)}, best CER {_pct(r.best_cer)}, best WER {_pct(r.best_wer)}",
              f"hardware: {json.dumps(r.hardware, ensure_ascii=False)}",
              f"hyperparameters: {json.dumps(r.hyperparameters, ensure_ascii=False)}"]
@@ -84,7 +87,7 @@ def compare_runs(engine: Engine, run_ids: list[int]) -> str:
         epochs = [runs.run_epochs(conn, i) for i in run_ids]
     width = 14
     lines = ["".ljust(18) + "".join(f"run {r.id}".rjust(width) for r in rows)]
-    metrics = [("status", lambda r, e: r.status), ("epochs", lambda r, e: str(len(e))),
+    metrics = [("status", lambda r, e: runs.run_state(r)[0]), ("epochs", lambda r, e: str(len(e))),
                ("best CER", lambda r, e: _pct(r.best_cer)), ("best WER", lambda r, e: _pct(r.best_wer)),
                ("best val loss", lambda r, e: _num(r.best_val_loss)),
                ("final train loss", lambda r, e: _num(r.final_train_loss)),

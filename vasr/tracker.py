@@ -5,6 +5,9 @@ run directory, and on every other rank each method returns at once, so the train
 without rank checks. A run is ``running`` from ``start`` (or ``resume``) until ``finish``:
 ``completed`` or ``stopped`` (at a step boundary) from the loop, ``stopped`` (a second Ctrl-C) or
 ``failed`` (an exception, whose text goes to ``error``) when an exception leaves ``recording``.
+While it runs, ``beat`` (the loop calls it at every step) updates the row's heartbeat every
+HEARTBEAT_S seconds; the row also names the process (pid, hostname), so that a run whose process was
+killed outright reads as ``stale`` (``vasr.db.runs.run_state``).
 
 The run directory is ``out_dir/<name>-<run id>``, created by this process alone (never an existing
 directory: run ids restart in each database, so when that name is taken a random suffix is added,
@@ -18,17 +21,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import platform
 import re
 import secrets
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from vasr import __version__
 from vasr.db import runs
@@ -40,6 +46,7 @@ if TYPE_CHECKING:
 LOG_FILE = "train.log"
 TOKENIZER_DIR = "tokenizer"    # the run's tokenizer, as Tokenizer.save writes it
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")   # a run name: one plain path component
+HEARTBEAT_S = 30.0             # seconds between heartbeats (runs.STALE_AFTER_S: when a silent run is stale)
 SUFFIX_HEX = 3                 # bytes of the random suffix of a run directory whose name is taken
 log = logging.getLogger("vasr.train")
 
@@ -86,6 +93,7 @@ class RunTracker:
         self.run_id = 0                # 0 and Path() on other ranks of a new run: only rank 0 creates it
         self.run_dir = Path()
         self._handlers: list[logging.Handler] = []
+        self._beat_at = -math.inf      # time.monotonic() of the last heartbeat
 
     def start(self, name: str, out_dir: str, split_version: str, config: dict, hyperparameters: dict,
               hardware: dict, augmentations: Sequence[dict], tokenizer: Tokenizer) -> None:
@@ -98,6 +106,7 @@ class RunTracker:
         self.run_dir = new_run_dir(out_dir, name, self.run_id)
         tokenizer.save(self.run_dir / TOKENIZER_DIR)
         runs.add_augmentations(self.engine, self.run_id, augmentations)
+        self.beat(force=True)
         self._open_log()
 
     def resume(self, run_id: int, run_dir: str | os.PathLike) -> None:
@@ -106,11 +115,27 @@ class RunTracker:
         if not self.active:
             return
         runs.set_running(self.engine, run_id)
+        self._beat_at = time.monotonic()
         self._open_log()
 
     def info(self, message: str, *args: object) -> None:
         if self.active:
             log.info(message, *args)
+
+    def warning(self, message: str, *args: object) -> None:
+        if self.active:
+            log.warning(message, *args)
+
+    def beat(self, force: bool = False) -> None:
+        """The run is alive: its heartbeat, at most every HEARTBEAT_S seconds unless ``force``. A database
+        too busy to take it is a warning, not the end of the run."""
+        if not self.active or not (force or time.monotonic() - self._beat_at >= HEARTBEAT_S):
+            return
+        self._beat_at = time.monotonic()
+        try:
+            runs.heartbeat(self.engine, self.run_id)
+        except OperationalError as exc:
+            log.warning("run %d: heartbeat not recorded (%s)", self.run_id, str(exc).splitlines()[0][:200])
 
     def epoch(self, metrics: runs.EpochMetrics, audio_s_per_s: float, best: dict[str, float], improved: bool,
               samples: Sequence[dict], unknown: set[str]) -> None:
@@ -124,6 +149,7 @@ class RunTracker:
                  "%.0f audio s/s%s", m.epoch, m.train_loss, m.val_loss, 100 * m.cer, 100 * m.wer, m.learning_rate,
                  m.duration_s, audio_s_per_s, " (best)" if improved else "")
         runs.add_epoch(self.engine, self.run_id, m)
+        self.beat(force=True)
         runs.update_run(self.engine, self.run_id, **best, final_train_loss=m.train_loss, final_val_loss=m.val_loss)
         if improved:
             runs.replace_predictions(self.engine, self.run_id, "greedy", samples)

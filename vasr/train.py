@@ -6,7 +6,14 @@ decay), gradient clipping and accumulation, bf16 autocast on CPU or fp16 + GradS
 Checkpoints (``vasr.checkpoint``): ``last.pt`` at every epoch end and on a stop, ``best.pt`` on a new
 best validation CER; ``--resume`` continues exactly (a run stopped and resumed ends with the weights
 of an uninterrupted one). Every run is a training_runs row (``vasr.tracker``) that leaves ``running``
-only as ``completed``, ``stopped`` (Ctrl-C: stop at the next step with a checkpoint; twice: abort) or ``failed``.
+only as ``completed``, ``stopped`` (Ctrl-C: stop at the next step with a checkpoint; twice: abort) or ``failed``;
+a process killed outright leaves it ``running``, shown as ``stale`` once the process is gone (heartbeat, pid).
+
+Guards: ``check_config`` refuses a value out of its bounds (one line naming the key and the bound) before
+anything is written; a step whose loss or gradient is not finite is skipped with a warning, and
+NONFINITE_STEPS of them in a row (or non-finite validation outputs or parameters) fail the run with
+``Diverged``: nothing non-finite is saved and no model is registered. Training utterances longer than
+``data.max_duration_s`` are counted in the log (an error when none is left).
 """
 from __future__ import annotations
 
@@ -21,6 +28,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -29,7 +37,8 @@ from tqdm import tqdm
 
 from vasr import checkpoint, distributed, config as cfg
 from vasr.data.augment import AugmentConfig, records as augment_records
-from vasr.data.dataset import BatchDataset, DataConfig, TargetEncoder, compute_cmvn, loader, make_batches
+from vasr.data.dataset import (BatchDataset, DataConfig, TargetEncoder, compute_cmvn, loader, make_batches,
+                               within_duration)
 from vasr.db import runs, store
 from vasr.kernels import corpus_cer, corpus_wer, ctc_greedy_search
 from vasr.model import CtcModel, ModelConfig, ctc_loss_sum, num_parameters
@@ -37,6 +46,12 @@ from vasr.text.tokens import BpeTokenizer, CharTokenizer
 from vasr.tracker import RunTracker, check_name, check_run_dir, hardware
 
 LAST, BEST = "last.pt", "best.pt"
+NONFINITE_STEPS = 3    # optimizer steps in a row with a non-finite loss or gradient before the run fails
+THREADS_PER_CORE = 4   # threads above this many per CPU core are refused
+
+
+class Diverged(RuntimeError):
+    """Training produced non-finite losses, gradients, outputs or parameters: the run has failed."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +104,53 @@ def get_lr(step: int, optim: OptimConfig, total_steps: int) -> float:
     return floor + (optim.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def check_config(c: TrainConfig, resumed: bool = False) -> None:
+    """ValueError naming the first key of ``c`` outside its bounds and the bound (the model section checks
+    itself: ``ModelConfig``). ``resumed``: a checkpoint's config, whose thread count this machine may lack
+    (then capped, not refused)."""
+    from vasr.kernels import FbankOptions
+
+    cores = os.cpu_count() or 1
+    finite = math.isfinite
+    o, d = c.optim, c.data
+    checks = [
+        ("epochs", c.epochs, c.epochs >= 1, ">= 1"),
+        ("max_steps", c.max_steps, c.max_steps >= 0, ">= 0 (0 = the epochs decide)"),
+        ("max_minutes", c.max_minutes, finite(c.max_minutes) and c.max_minutes >= 0, ">= 0 (0 = no budget)"),
+        ("patience", c.patience, c.patience >= 0, ">= 0 (0 = never stop early)"),
+        ("seed", c.seed, 0 <= c.seed < 2 ** 31, "in [0, 2^31)"),
+        ("threads", c.threads, 0 <= c.threads and (resumed or c.threads <= THREADS_PER_CORE * cores),
+         f"between 0 (torch's default) and {THREADS_PER_CORE * cores} ({THREADS_PER_CORE} x {cores} CPU cores)"),
+        ("sample_predictions", c.sample_predictions, c.sample_predictions >= 0, ">= 0"),
+        ("optim.lr", o.lr, finite(o.lr) and o.lr > 0, "> 0 and finite"),
+        ("optim.betas", list(o.betas), all(0.0 <= b < 1.0 for b in o.betas), "two values in [0, 1)"),
+        ("optim.weight_decay", o.weight_decay, finite(o.weight_decay) and o.weight_decay >= 0, ">= 0 and finite"),
+        ("optim.warmup_steps", o.warmup_steps, o.warmup_steps >= 0, ">= 0"),
+        ("optim.min_lr_ratio", o.min_lr_ratio, 0.0 <= o.min_lr_ratio <= 1.0, "in [0, 1]"),
+        ("optim.clip_norm", o.clip_norm, finite(o.clip_norm) and o.clip_norm >= 0, ">= 0 and finite (0 = off)"),
+        ("optim.accum_steps", o.accum_steps, o.accum_steps >= 1, ">= 1"),
+        ("data.max_frames", d.max_frames, d.max_frames >= 1, ">= 1 (padded frames per batch)"),
+        ("data.num_buckets", d.num_buckets, d.num_buckets >= 1, ">= 1"),
+        ("data.num_workers", d.num_workers, d.num_workers >= 0, ">= 0 (0 = in the training process)"),
+        ("data.max_duration_s", d.max_duration_s, finite(d.max_duration_s) and d.max_duration_s > 0,
+         "> 0 and finite (seconds)"),
+        ("data.dither", d.dither, finite(d.dither) and d.dither >= 0, ">= 0 and finite"),
+        ("data.cmvn_utterances", d.cmvn_utterances, d.cmvn_utterances >= 0, ">= 0 (0 = all)"),
+        ("tokenizer.vocab_size", c.tokenizer.vocab_size, c.tokenizer.vocab_size >= 2, ">= 2"),
+        ("model.num_mel_bins", c.model.num_mel_bins, c.model.num_mel_bins == FbankOptions().num_bins,
+         f"{FbankOptions().num_bins} (the bins of the runtime's fbank)"),
+    ] + [(f"augment.{f.name}.prob", getattr(c.augment, f.name).prob,
+          0.0 <= getattr(c.augment, f.name).prob <= 1.0, "in [0, 1]") for f in dataclasses.fields(c.augment)]
+    for key, value, ok, bound in checks:
+        if not ok:
+            raise ValueError(f"{key} must be {bound}, got {value!r}")
+    c.model.check()
+
+
+def _all_finite(model: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point())
+
+
 @dataclass
 class Progress:
     """Where training stands; saved in every checkpoint."""
@@ -109,7 +171,7 @@ class Progress:
 class Result:
     run_id: int                    # 0 on ranks other than 0 of a new run
     run_dir: Path
-    status: str                    # completed | stopped
+    status: str                    # completed | stopped (a failed run raises)
     progress: Progress
     best_checkpoint: Path | None
     model: CtcModel                # this process's trained copy (under DDP every rank holds the same)
@@ -117,15 +179,20 @@ class Result:
 
 @torch.no_grad()
 def validate(model: CtcModel, records: list, encoder: TargetEncoder, c: TrainConfig, device: torch.device,
-             amp: functools.partial) -> dict:
+             amp: functools.partial, beat: Callable[[], None] = lambda: None) -> dict:
     """Loss per token (nats), greedy CER / WER over ``records``, and the first ``c.sample_predictions``
-    predictions; ``amp()`` is training's autocast context (off for fp32)."""
+    predictions; ``amp()`` is training's autocast context (off for fp32). Outputs that are not finite
+    (a diverged model) end it early with ``nonfinite`` true. ``beat`` is called after every batch."""
     model.eval()
     batches = make_batches([r.duration_s for r in records], c.data.max_frames, c.seed, 0, shuffle=False)
     loss_sum, tokens, seen, hyps = 0.0, 0, [], []
     for batch in loader(BatchDataset(records, batches, encoder), 0, c.data.num_workers):
         with amp():
             log_probs, out_lens = model(batch["x"].to(device), batch["x_lens"].to(device))
+        if bool(torch.isnan(log_probs).any() | torch.isposinf(log_probs).any()):
+            model.train()
+            return {"loss": math.nan, "cer": math.nan, "wer": math.nan, "samples": [], "nonfinite": True}
+        beat()
         loss_sum += float(ctc_loss_sum(log_probs, batch["targets"].to(device), out_lens,
                                        batch["target_lens"].to(device)))
         tokens += int(batch["target_lens"].sum())
@@ -148,9 +215,15 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None, stop_at_
     max_steps, early stopping or the time budget) or to a stop.
 
     stop_at_step: behave as if Ctrl-C arrived right after this optimizer step (tests, time slicing).
+    Raises ValueError for a config out of bounds (before anything is written), ``Diverged`` when
+    training goes non-finite (the run is then ``failed``).
     """
     loaded = checkpoint.load_checkpoint(resume) if resume else None
     c = loaded.config if loaded else config
+    try:
+        check_config(c, resumed=loaded is not None)
+    except ValueError as exc:
+        raise ValueError(f"{resume}: {exc}" if loaded else str(exc)) from None
     if loaded:  # the run continues in the directory its checkpoint names: one made for it (vasr.tracker)
         try:
             check_run_dir(loaded.raw.get("run_dir", ""), c.name, loaded.raw.get("run_id", 0))
@@ -159,7 +232,7 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None, stop_at_
     else:
         check_name(c.name)
     if c.threads:
-        torch.set_num_threads(c.threads)
+        torch.set_num_threads(min(c.threads, THREADS_PER_CORE * (os.cpu_count() or 1)))
     rank, world, device = distributed.setup(c.device)
     if c.precision == "fp16" and device.type != "cuda":
         raise ValueError("precision fp16 needs CUDA; use bf16 or fp32 on CPU")
@@ -168,9 +241,14 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None, stop_at_
     with distributed.rank_zero_first(rank):       # rank 0 creates or upgrades the schema
         engine = store.connect(c.db, upgrade=rank == 0)
     with engine.connect() as conn:
-        train_records = [r for r in runs.split_records(conn, "train", c.data.split_version)
-                         if r.duration_s <= c.data.max_duration_s]
+        train_records, too_long = within_duration(runs.split_records(conn, "train", c.data.split_version),
+                                                  c.data.max_duration_s)
         val_records = runs.split_records(conn, "val", c.data.split_version)
+    longest = (f"the longest {too_long[0].duration_s:.1f} s, audio id {too_long[0].audio_id}" if too_long else "")
+    if not train_records and too_long:
+        raise ValueError(f"split version {c.data.split_version!r}: all {len(too_long)} training utterances are "
+                         f"longer than data.max_duration_s={c.data.max_duration_s:g} s ({longest}); raise "
+                         f"data.max_duration_s or cut the audio into segments")
     if not train_records:
         raise ValueError(f"split version {c.data.split_version!r} has no training utterances")
 
@@ -214,7 +292,8 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None, stop_at_
             "max_frames": c.data.max_frames, "accum_steps": o.accum_steps, "world_size": world,
             "precision": c.precision, "compile": c.compile, "num_parameters": num_parameters(model),
             "vocab_size": tokenizer.vocab_size, "architecture": c.model.architecture,
-            "train_utterances": len(train_records), "val_utterances": len(val_records)},
+            "train_utterances": len(train_records), "val_utterances": len(val_records),
+            "skipped_long_utterances": len(too_long)},
             hardware(device, world), augment_records(c.augment), tokenizer)
     started = time.perf_counter()
 
@@ -222,6 +301,8 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None, stop_at_
         return p.elapsed_s + time.perf_counter() - started
 
     def save(name: str) -> None:
+        if not _all_finite(model):     # the same on every rank (DDP keeps them equal): all raise together
+            raise Diverged(f"non-finite parameters at epoch {p.epoch + 1}, step {p.step}: not saved as {name}")
         rng = distributed.gather(checkpoint.rng_state())     # every rank's, so that a resume is exact
         if rank == 0:
             checkpoint.save(tracker.run_dir / name, config=c, model=model, optimizer=optimizer, scaler=scaler,
@@ -231,7 +312,10 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None, stop_at_
     tracker.info("run %d: %d parameters, vocabulary %d, %d train / %d val utterances, %d steps planned",
                  tracker.run_id, num_parameters(model), tokenizer.vocab_size, len(train_records),
                  len(val_records), total_steps)
-    stop = False
+    if too_long:
+        tracker.warning("%d training utterance(s) longer than data.max_duration_s=%g s skipped (%s)",
+                        len(too_long), c.data.max_duration_s, longest)
+    stop, bad_steps = False, 0
     with tracker.recording(elapsed), distributed.StopFlag() as flag:
         while p.epoch < c.epochs and p.step < total_steps:
             batches = make_batches(durations, c.data.max_frames, c.seed, p.epoch, c.data.num_buckets, True,
@@ -240,6 +324,7 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None, stop_at_
                                    seed=c.seed, epoch=p.epoch, spec_fill=spec_fill)
             epoch_start = time.perf_counter()
             window_audio, micro, out_of_time = 0.0, 0, False
+            step_loss, step_tokens, bad = 0.0, 0, None    # this optimizer step's, kept only when it is taken
             bar = tqdm(total=len(dataset), initial=p.batch, desc=f"epoch {p.epoch + 1}", unit="batch", leave=False,
                        disable=True if not c.progress or rank != 0 else None,  # None: terminals only
                        dynamic_ncols=True)
@@ -255,8 +340,11 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None, stop_at_
                     loss_sum = ctc_loss_sum(log_probs, batch["targets"].to(device), out_lens, target_lens)
                     tokens = int(target_lens.sum())
                     scaler.scale(loss_sum / max(1, tokens) / o.accum_steps).backward()
-                p.loss_sum += float(loss_sum.detach())
-                p.tokens += tokens
+                loss_value = float(loss_sum.detach())
+                if not math.isfinite(loss_value) and bad is None:
+                    bad = f"loss ({loss_value})"
+                step_loss += loss_value
+                step_tokens += tokens
                 p.audio_s += batch["audio_s"]
                 window_audio += batch["audio_s"]
                 bar.update(1)
@@ -267,13 +355,29 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None, stop_at_
                 lr = get_lr(p.step, o, total_steps)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                if o.clip_norm > 0:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), o.clip_norm)
-                scaler.step(optimizer)
-                scaler.update()
+                bad = bad if not distributed.any_rank(bad is not None) else bad or "loss (on another rank)"
+                if bad is None and (o.clip_norm > 0 or not scaler.is_enabled()):
+                    if o.clip_norm > 0:
+                        scaler.unscale_(optimizer)
+                    norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), o.clip_norm or math.inf))
+                    if not math.isfinite(norm) and not scaler.is_enabled():  # fp16: GradScaler skips the step
+                        bad = f"gradient norm ({norm})"                      # (all ranks: gradients are reduced)
+                if bad is None:
+                    scaler.step(optimizer)
+                    scaler.update()
+                    p.step += 1
+                    p.loss_sum, p.tokens, bad_steps = p.loss_sum + step_loss, p.tokens + step_tokens, 0
+                else:  # skipped: the weights stay as they were; NONFINITE_STEPS in a row end the run
+                    bad_steps += 1
+                    where = f"non-finite {bad} at epoch {p.epoch + 1}, step {p.step + 1} (batch {i + 1})"
+                    if bad_steps >= NONFINITE_STEPS:
+                        raise Diverged(f"{where}, {bad_steps} steps in a row: training stopped; lower optim.lr, "
+                                       f"use precision fp32, or check the training audio")
+                    tracker.warning("%s: step skipped (%d of %d in a row fail the run)", where, bad_steps,
+                                    NONFINITE_STEPS)
                 optimizer.zero_grad(set_to_none=True)
-                p.step += 1
+                step_loss, step_tokens, bad = 0.0, 0, None
+                tracker.beat()
                 p.batch = i + 1
                 bar.set_postfix(loss=f"{p.loss_sum / max(1, p.tokens):.3f}", lr=f"{lr:.2e}",
                                 audio_s_per_s=f"{window_audio / (time.perf_counter() - epoch_start):.0f}")
@@ -288,8 +392,11 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None, stop_at_
 
             # the end of an epoch: validate on rank 0, record, checkpoint
             seconds = time.perf_counter() - epoch_start
-            val = distributed.from_rank_zero(validate(model, val_records, encoder, c, device, amp)
+            val = distributed.from_rank_zero(validate(model, val_records, encoder, c, device, amp, tracker.beat)
                                              if rank == 0 else None)
+            if val.get("nonfinite"):
+                raise Diverged(f"non-finite validation outputs after epoch {p.epoch + 1}, step {p.step}: the model "
+                               f"diverged; lower optim.lr, use precision fp32, or check the training audio")
             improved = val["cer"] < p.best_cer
             p.bad_epochs = 0 if improved else p.bad_epochs + 1
             if improved:
@@ -334,6 +441,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m vasr.train") -> i
     try:
         config = cfg.load(TrainConfig, args.config, overrides)
         check_name(config.name)
+        check_config(config)
     except ValueError as exc:  # a config error is one line, no traceback
         parser.exit(2, f"{prog}: error: {exc}\n")
     if args.print_config:
@@ -344,6 +452,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m vasr.train") -> i
         return 130
     except (ValueError, FileNotFoundError) as exc:  # e.g. a refused checkpoint: one line naming the file
         parser.exit(2, f"{prog}: error: {exc}\n")
+    except Diverged as exc:                          # the run is marked failed, nothing registered
+        parser.exit(1, f"{prog}: error: run failed: {exc}\n")
     finally:
         distributed.close()
     print(f"run {result.run_id} {result.status}: best val CER {100 * result.progress.best_cer:.2f}% "

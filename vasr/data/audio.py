@@ -1,5 +1,6 @@
-"""What importing audio needs beside decoding: header probing and content hashing. Decoding to 16 kHz
-mono float32 (``load``, ``resample``) is the runtime's (``vasr.runtime.audio``).
+"""What importing audio needs beside decoding: header probing, a full decoding scan and content
+hashing. Decoding to 16 kHz mono float32 (``load``, ``resample``) is the runtime's
+(``vasr.runtime.audio``).
 """
 from __future__ import annotations
 
@@ -7,11 +8,18 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 
 from vasr.runtime.audio import AudioError
 
 _HASH_BLOCK = 1 << 20          # bytes read per step when hashing
+SCAN_BLOCK_S = 5.0             # seconds decoded per step when scanning
+TRUNCATION_TOLERANCE = 0.01    # decoding may come up short of the header by 1% + 50 ms (MP3 estimates)
+TRUNCATION_TOLERANCE_S = 0.05
+WINDOW_S = 0.01                # resolution of a scan's level envelope (segments are judged on it)
+MAX_PEAK = 8.0                 # a sample beyond 8x full scale (+18 dBFS) is a broken float file, not a loud one
+CLIP_LEVEL = 0.999             # |sample| at or above this counts as clipped (full scale = 1)
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,72 @@ def probe(path: str | Path) -> AudioInfo:
     if info.frames <= 0 or info.samplerate <= 0:
         raise AudioError(f"{path}: zero-length audio")
     return AudioInfo(int(info.samplerate), int(info.channels), int(info.frames), str(info.format))
+
+
+@dataclass(frozen=True)
+class AudioScan:
+    """What decoding the whole file found: the decoded length (not the header's) and a level
+    envelope per ``WINDOW_S`` window, to judge the file or a segment of it."""
+    info: AudioInfo                # frames: the samples actually decoded
+    window: int                    # frames per envelope window
+    peaks: np.ndarray              # float32 (W,): max |sample| over the channels in each window
+    clipped: np.ndarray            # int (W,): samples at or beyond CLIP_LEVEL in each window
+
+    def whole(self) -> AudioScan:
+        """The same scan with one window (a whole-file import needs no more; it keeps memory flat)."""
+        return AudioScan(self.info, max(1, self.peaks.size) * self.window, self.peaks.max(keepdims=True),
+                         self.clipped.sum(keepdims=True, dtype=np.int64))
+
+    def level(self, start_s: float = 0.0, end_s: float | None = None) -> tuple[float, float]:
+        """(peak, clipped share of the samples) between ``start_s`` and ``end_s`` (seconds)."""
+        rate = self.info.sample_rate
+        first = max(0, int(start_s * rate) // self.window)
+        last = self.peaks.size if end_s is None else min(self.peaks.size, -(-int(round(end_s * rate)) // self.window))
+        if last <= first:
+            return 0.0, 0.0
+        frames = (last - first) * self.window * self.info.channels
+        return float(self.peaks[first:last].max()), float(self.clipped[first:last].sum()) / frames
+
+
+def scan(path: str | Path) -> AudioScan:
+    """Decode all of ``path``: its true length, and an ``AudioError`` naming the file for audio that
+    cannot be decoded to the end, that decodes to nothing, or that holds NaN, infinite or absurdly
+    large samples (``MAX_PEAK``)."""
+    header = probe(path)
+    rate = header.sample_rate
+    window = max(1, int(round(WINDOW_S * rate)))
+    block = window * max(1, int(SCAN_BLOCK_S / WINDOW_S))
+    peaks, clipped, frames = [], [], 0
+    try:
+        with sf.SoundFile(str(path)) as fh:
+            # read() until it returns nothing: SoundFile.blocks() trusts the header's length and
+            # pads a truncated file with whatever its buffer held
+            while len(samples := fh.read(block, dtype="float32", always_2d=True)):
+                magnitude = np.abs(samples)
+                finite = np.isfinite(magnitude).all(axis=1)
+                if not finite.all():
+                    at = (frames + int(np.argmin(finite))) / rate
+                    raise AudioError(f"{path}: NaN or infinite sample at {at:.3f} s (a broken float file)")
+                per_frame = magnitude.max(axis=1)
+                if per_frame.max() > MAX_PEAK:
+                    at = (frames + int(np.argmax(per_frame > MAX_PEAK))) / rate
+                    raise AudioError(f"{path}: sample of {per_frame.max():.3g} x full scale at {at:.3f} s "
+                                     f"(over {MAX_PEAK:g}: a broken float file)")
+                pad = -len(samples) % window
+                peaks.append(np.pad(per_frame, (0, pad)).reshape(-1, window).max(axis=1))
+                hits = (magnitude >= CLIP_LEVEL).sum(axis=1)
+                clipped.append(np.pad(hits, (0, pad)).reshape(-1, window).sum(axis=1).astype(np.int32))
+                frames += len(samples)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioError(f"{path}: audio does not decode to the end (truncated or corrupt: {exc}); "
+                         f"{frames / rate:.3f} s of the {header.duration_s:.3f} s in its header decoded") from None
+    if frames == 0:
+        raise AudioError(f"{path}: zero-length audio (nothing decodes; the header says {header.duration_s:.3f} s)")
+    if frames < header.frames * (1 - TRUNCATION_TOLERANCE) - TRUNCATION_TOLERANCE_S * rate:
+        raise AudioError(f"{path}: truncated audio: only {frames / rate:.3f} s of the "
+                         f"{header.duration_s:.3f} s in its header decode")
+    info = AudioInfo(header.sample_rate, header.channels, frames, header.format)
+    return AudioScan(info, window, np.concatenate(peaks), np.concatenate(clipped))
 
 
 def sha256_file(path: str | Path) -> str:

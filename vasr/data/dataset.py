@@ -31,7 +31,7 @@ class DataConfig:
     max_frames: int = 20000              # padded fbank frames per batch (batch size x longest utterance)
     num_buckets: int = 8                 # duration buckets; batches are drawn within one bucket
     num_workers: int = 0                 # DataLoader worker processes; 0 = in the training process
-    max_duration_s: float = 30.0         # longer training utterances are skipped
+    max_duration_s: float = 30.0         # longer training utterances are skipped (counted in the log)
     dither: float = 0.0                  # fbank dither (std, waveform units) in training; 0 = off
     cmvn_utterances: int = 0             # training utterances the CMVN statistics use; 0 = all
 
@@ -40,6 +40,14 @@ class DataConfig:
         """The features of training batches: the runtime's (DESIGN.md section 2) plus ``dither``,
         drawn from each batch's own generator, so a resumed run sees the same noise."""
         return FbankOptions(dither=self.dither)
+
+
+def within_duration(records: Sequence[Utterance], max_duration_s: float) -> tuple[list[Utterance], list[Utterance]]:
+    """(the records at most ``max_duration_s`` long, the longer ones, longest first): training skips the
+    latter, and says so (``vasr.train``)."""
+    kept = [r for r in records if r.duration_s <= max_duration_s]
+    longer = sorted((r for r in records if r.duration_s > max_duration_s), key=lambda r: -r.duration_s)
+    return kept, longer
 
 
 def frames_of(duration_s: float) -> int:

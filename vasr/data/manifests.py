@@ -12,6 +12,7 @@ from typing import Callable
 
 SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "dev": "val", "test": "test"}
 CSV_COLUMNS = ("file_path", "transcript", "split", "speaker_id", "dialect")
+MAX_FIELD_BYTES = 128 * 1024   # the longest field (path, transcript) a manifest row may hold, UTF-8
 
 
 @dataclass(frozen=True)
@@ -40,15 +41,30 @@ def read_csv(path: Path, audio_root: Path | None = None,
              require_transcript: bool = True) -> tuple[list[Entry], list[Reject]]:
     """``file_path,transcript[,split][,speaker_id]`` rows; with a header, columns go by name
     (``dialect`` allowed too). Audio paths are relative to ``audio_root`` or the CSV's folder.
-    ``require_transcript=False`` (audio to transcribe) also accepts rows of a file path alone."""
+    ``require_transcript=False`` (audio to transcribe) also accepts rows of a file path alone.
+
+    One row per physical line: a quote left open at the end of a line rejects that line (it may
+    not run on into the next rows), so a line break inside a quoted transcript is rejected too,
+    naming the line, rather than glued into the text. A repeated header column is an error."""
     root = audio_root or path.parent
     min_columns = 2 if require_transcript else 1
     entries, rejects = [], []
-    rows = list(enumerate(csv.reader(_read_lines(path)), start=1))
+    rows = []
+    for line_no, line in enumerate(_read_lines(path), start=1):
+        row, problem = _csv_line(line)
+        if problem:
+            rejects.append(Reject(f"{path.name}:{line_no}", None, problem))
+        else:
+            rows.append((line_no, row))
     columns = None
-    if rows and rows[0][1] and rows[0][1][0].strip().lower() in ("file_path", "path"):
-        columns = [c.strip().lower() for c in rows[0][1]]
-        unknown = sorted(set(columns) - set(CSV_COLUMNS) - {"path"})
+    if rows and rows[0][0] == 1 and rows[0][1] and rows[0][1][0].strip().lower() in ("file_path", "path"):
+        named = [c.strip().lower() for c in rows[0][1]]
+        columns = ["file_path" if c == "path" else c for c in named]
+        repeated = sorted({c for c in columns if columns.count(c) > 1})
+        if repeated:
+            alias = " ('path' is another name for file_path)" if "path" in named and "file_path" in repeated else ""
+            raise ValueError(f"{path}:1: header names column {', '.join(repeated)} more than once{alias}")
+        unknown = sorted(set(columns) - set(CSV_COLUMNS))
         if unknown or ("transcript" not in columns and require_transcript):
             raise ValueError(f"{path}:1: header must name file_path and transcript, optional "
                              f"split, speaker_id, dialect; got {', '.join(columns)}")
@@ -62,12 +78,17 @@ def read_csv(path: Path, audio_root: Path | None = None,
                 rejects.append(Reject(ref, None, f"malformed row: {len(row)} columns, header has {len(columns)}"))
                 continue
             cells = dict(zip(columns, (c.strip() for c in row)))
-            cells.setdefault("file_path", cells.pop("path", ""))
         elif not min_columns <= len(row) <= 4:
             rejects.append(Reject(ref, None, f"malformed row: expected {min_columns} to 4 columns, got {len(row)}"))
             continue
         else:
             cells = dict(zip(CSV_COLUMNS, (c.strip() for c in row)))
+        too_long = [name for name, cell in cells.items() if len(cell.encode("utf-8")) > MAX_FIELD_BYTES]
+        if too_long:
+            size = len(cells[too_long[0]].encode("utf-8"))
+            rejects.append(Reject(ref, None, f"field {too_long[0]} is {size:,} bytes; at most "
+                                             f"{MAX_FIELD_BYTES:,} (128 KiB)"))
+            continue
         if not cells["file_path"]:
             rejects.append(Reject(ref, None, "malformed row: empty file_path"))
             continue
@@ -78,7 +99,23 @@ def read_csv(path: Path, audio_root: Path | None = None,
         entries.append(Entry(ref, _resolve(root, cells["file_path"]), cells.get("transcript", ""), split,
                              cells.get("speaker_id") or None, Path(cells["file_path"]).stem,
                              dialect=cells.get("dialect") or None))
+    rejects.sort(key=lambda r: int(r.row_ref.rpartition(":")[2]))
     return entries, rejects
+
+
+def _csv_line(line: str) -> tuple[list[str], str | None]:
+    """The cells of one physical CSV line, or ([], why it is malformed)."""
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, len(line) + 1))  # the length check gives the clearer message
+    try:
+        return next(csv.reader([line], strict=True), []), None
+    except csv.Error as exc:
+        if "unexpected end of data" in str(exc):
+            return [], ("malformed quoting: a quote opened on this line is not closed on it (a transcript "
+                        "must be on one line; a line break inside quotes is not allowed)")
+        return [], f"malformed quoting: {exc} (a field that starts with a quote must end with one)"
+    finally:
+        csv.field_size_limit(limit)
 
 
 def read_vivos(root: Path) -> tuple[list[Entry], list[Reject]]:
@@ -116,10 +153,9 @@ def read_commonvoice(root: Path) -> tuple[list[Entry], list[Reject]]:
         raise ValueError(f"{root}: not a Common Voice directory (no train/dev/test/validated.tsv)")
     for name, split in tables:
         lines = _read_lines(root / f"{name}.tsv")
-        reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = next(reader, None)
-        if header is None:
+        if not lines:
             continue
+        header, reader = lines[0].split("\t"), (line.split("\t") for line in lines[1:])
         missing = {"client_id", "path", "sentence"} - set(header)
         if missing:
             raise ValueError(f"{root / f'{name}.tsv'}:1: missing column(s) {', '.join(sorted(missing))}")
@@ -207,6 +243,13 @@ READERS: dict[str, Callable[..., tuple[list[Entry], list[Reject]]]] = {
     "csv": read_csv, "vivos": read_vivos, "commonvoice": read_commonvoice, "kaldi": read_kaldi}
 
 
+def excerpt(text: str | None, limit: int = 60) -> str:
+    """``text`` quoted for a one-line message, cut to about ``limit`` characters."""
+    if text is None:
+        return "none"
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text):,} characters)"
+
+
 def _split_name(value: str | None) -> tuple[str | None, str | None]:
     """(canonical split, None) or (None, problem)."""
     if value is None or not value.strip():
@@ -223,10 +266,19 @@ def _resolve(root: Path, location: str) -> Path:
 
 
 def _read_lines(path: Path) -> list[str]:
-    """The file's lines; a clear error naming the file and line when it is not UTF-8."""
-    data = path.read_bytes()
+    """The file's lines; a clear error naming the file (and line) when it is not a readable UTF-8 file."""
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory, not a manifest file")
     try:
-        return data.decode("utf-8-sig").splitlines()
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[:exc.start].count(b"\n") + 1
         raise ValueError(f"{path}:{line}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    # physical lines as an editor counts them: split at \n only (str.splitlines also splits at
+    # \x85, \u2028 and other separators a transcript may hold, and would shift every line number)
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    return lines[:-1] if lines and not lines[-1] else lines

@@ -2,12 +2,16 @@
 
 A run is ``running`` only while its process lives: the run tracker (``vasr.tracker``) calls
 ``finish_run`` with ``completed``, ``stopped`` (Ctrl-C, a step limit) or ``failed`` (an exception,
-whose text goes to ``error``). Sort keys reach SQL only through the ``RUN_SORT_KEYS`` whitelist.
+whose text goes to ``error``). A process killed outright (kill -9, a lost machine) cannot: its row
+records the process (pid, hostname) and a heartbeat, and ``run_state`` shows such a row as ``stale``.
+Sort keys reach SQL only through the ``RUN_SORT_KEYS`` whitelist.
 """
 from __future__ import annotations
 
 import datetime as dt
 import os
+import socket
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,8 +19,11 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from vasr.data.utterance import DataSource, Utterance, manifest_utterances
-from vasr.db.schema import (RUN_STATUSES, audio_files, data_augmentations, data_splits, epoch_metrics, models,
-                            predictions, training_runs, transcripts)
+from vasr.db.schema import (RUN_STATUSES, audio_files, check_lengths, data_augmentations, data_splits, epoch_metrics,
+                            models, predictions, training_runs, transcripts)
+
+STALE_AFTER_S = 600.0    # a running row without a heartbeat for this long is stale (vasr.tracker beats every 30 s)
+STALE = "stale"          # what run_state calls a running row whose process is gone
 
 # user-facing sort key -> column; nothing else is ever put into ORDER BY
 RUN_SORT_KEYS = {
@@ -75,17 +82,62 @@ def load_utterances(source: DataSource, db: str | os.PathLike | None = None) -> 
 
 def create_run(engine: Engine, name: str, config: dict, hyperparameters: dict, split_version: str,
                hardware: dict) -> int:
+    check_lengths(training_runs, {"name": name, "split_version": split_version}, "training run")
     with engine.begin() as conn:
         return conn.execute(insert(training_runs).values(
             name=name, config=config, hyperparameters=hyperparameters, status="running", split_version=split_version,
-            started_at=now(), hardware=hardware)).inserted_primary_key[0]
+            started_at=now(), hardware=hardware, pid=os.getpid(), hostname=socket.gethostname())
+        ).inserted_primary_key[0]
 
 
 def set_running(engine: Engine, run_id: int) -> None:
-    """A resumed run is running again; its error from the interruption is cleared."""
+    """A resumed run is running again, in this process; its error from the interruption is cleared."""
     with engine.begin() as conn:
         conn.execute(update(training_runs).where(training_runs.c.id == run_id)
-                     .values(status="running", finished_at=None, error=None))
+                     .values(status="running", finished_at=None, error=None, pid=os.getpid(),
+                             hostname=socket.gethostname(), heartbeat_at=now()))
+
+
+def heartbeat(engine: Engine, run_id: int) -> None:
+    """The running run ``run_id`` is alive now."""
+    with engine.begin() as conn:
+        conn.execute(update(training_runs).where(training_runs.c.id == run_id).values(heartbeat_at=now()))
+
+
+def _process_gone(pid: int) -> bool:
+    """Whether no process ``pid`` runs on this host (a zombie, killed but not reaped, counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OSError):        # another user's process (or a platform without signal 0)
+        return False
+    if sys.platform.startswith("linux"):
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+                stat = fh.read()
+            return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+        except (OSError, IndexError):
+            return False
+    return False
+
+
+def run_state(row: Any, at: dt.datetime | None = None) -> tuple[str, str | None]:
+    """How a training_runs ``row`` stands (at time ``at``, default now): its status, except that a
+    ``running`` row is ``stale`` when its process is gone (same host, the pid no longer runs) or its
+    heartbeat is older than STALE_AFTER_S; with the reason, or None."""
+    if row.status != "running":
+        return row.status, None
+    pid, host, beat = getattr(row, "pid", None), getattr(row, "hostname", None), getattr(row, "heartbeat_at", None)
+    if pid is not None and host == socket.gethostname() and _process_gone(pid):
+        return STALE, f"its process {pid} on {host} is gone"
+    if beat is not None:
+        beat = beat if beat.tzinfo else beat.replace(tzinfo=dt.timezone.utc)   # SQLite gives naive UTC
+        silent = ((at or now()) - beat).total_seconds()
+        if silent > STALE_AFTER_S:
+            return STALE, (f"no heartbeat for {silent / 60:.0f} min (last {beat:%Y-%m-%d %H:%M:%S} UTC"
+                           f"{f', process {pid} on {host}' if pid is not None else ''})")
+    return "running", None
 
 
 def update_run(engine: Engine, run_id: int, **values: Any) -> None:
@@ -126,6 +178,7 @@ def add_augmentations(engine: Engine, run_id: int, rows: Sequence[dict]) -> None
 def register_model(engine: Engine, name: str, version: str, architecture: str, config: dict,
                    checkpoint_path: str, num_parameters: int) -> int:
     """The id of the models row (name, version), created or updated to point at ``checkpoint_path``."""
+    check_lengths(models, {"name": name, "version": version, "architecture": architecture}, f"model {name!r}")
     with engine.begin() as conn:
         found = conn.execute(select(models.c.id).where(models.c.name == name, models.c.version == version)).scalar()
         values = dict(model_type="ctc", architecture=architecture, config=config, checkpoint_path=checkpoint_path,

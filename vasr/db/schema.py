@@ -8,6 +8,8 @@ Units: durations and offsets in seconds, rates in Hz, times as timezone-aware UT
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sqlalchemy import (JSON, Boolean, CheckConstraint, Column, DateTime, Float, ForeignKey, Index, Integer,
                         MetaData, String, Table, Text, UniqueConstraint, func)
 
@@ -35,6 +37,7 @@ imports = Table(
     Column("location", Text, nullable=False),              # the manifest file or corpus directory
     Column("imported", Integer, nullable=False),           # new utterances written
     Column("already_present", Integer, nullable=False),    # rows whose audio was in the database already
+    Column("updated", Integer, nullable=False, server_default="0"),  # present rows given a new transcript or audio
     Column("rejected", Integer, nullable=False),
     _created_at(),
 )
@@ -63,6 +66,8 @@ audio_files = Table(
     Column("dialect", String(16)),                         # north | central | south, when known
     Column("speaker", String(128)),
     Column("quality", Float),                              # optional 0..1 score
+    Column("peak", Float),                                 # max |sample| of the segment, full scale = 1 (at import)
+    Column("clipped_fraction", Float),                     # share of its samples at full scale (at import)
     Column("utt_id", String(255)),                         # the corpus's own utterance id
     Column("source", String(32), nullable=False),
     Column("import_id", Integer, ForeignKey("imports.id", ondelete="SET NULL"), index=True),
@@ -133,6 +138,9 @@ training_runs = Table(
     Column("best_cer", Float),
     Column("hardware", JSON),
     Column("error", Text),
+    Column("pid", Integer),                                # the process that runs it (rank 0) ...
+    Column("hostname", String(255)),                       # ... on this host (vasr.db.runs.run_state)
+    Column("heartbeat_at", DateTime(timezone=True)),       # its last sign of life while running
     _created_at(),
     CheckConstraint("status IN ('pending', 'running', 'completed', 'failed', 'stopped')", name="status_name"),
 )
@@ -182,7 +190,7 @@ embeddings = Table(
     "embeddings", metadata,
     Column("id", Integer, primary_key=True),
     Column("kind", String(16), nullable=False),            # word2vec | phon2vec
-    Column("path", Text, nullable=False),                  # the KIND.kv file; KIND.faiss beside it
+    Column("path", Text, nullable=False),                  # KIND.json; KIND.npy, .vocab.json, .faiss beside it
     Column("source", String(32), nullable=False),          # corpus | word2vec-text | word2vec-binary | fasttext
     Column("vocab_size", Integer, nullable=False),
     Column("dim", Integer, nullable=False),
@@ -202,3 +210,17 @@ bias_phrases = Table(
     Column("position", Integer, nullable=False),           # order in the list, from 0
     UniqueConstraint("audio_id", "phrase"),
 )
+
+
+def check_lengths(table: Table, values: Mapping[str, object], where: str) -> None:
+    """ValueError naming the column and ``where`` for a value of ``values`` longer than its
+    VARCHAR(n) column of ``table`` allows. PostgreSQL refuses such a value, SQLite stores it: this
+    runs before writing user input so that both backends refuse it, with the same message."""
+    for key, value in values.items():
+        column = table.c[key]
+        limit = getattr(column.type, "length", None)
+        if value is None or not limit or not isinstance(value, str) or len(value) <= limit:
+            continue
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        raise ValueError(f"{where}: {table.name}.{key} {shown!r} is {len(value)} characters; "
+                         f"the database allows at most {limit}")

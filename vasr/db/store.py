@@ -5,8 +5,10 @@ from outside (sort keys, metric names) are checked against whitelists first.
 """
 from __future__ import annotations
 
+import math
 import os
 import random
+import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,48 +18,196 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, inspect, select, text, update
+from sqlalchemy import exc as exc_mod
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
-from vasr.data.manifests import Reject
-from vasr.db.schema import SPLITS, audio_files, bias_phrases, data_splits, import_rejects, imports, transcripts
+from vasr.data.manifests import Reject, excerpt
+from vasr.db.schema import (SPLITS, audio_files, bias_phrases, check_lengths, data_splits, import_rejects, imports,
+                            transcripts)
 
 DEFAULT_DB = Path("data") / "vasr.db"
 ENV_VAR = "VASR_DB"
 _IN_CHUNK = 500  # keys per IN (...) query; stays far below SQLite's bound-parameter limit
 
 
+class DatabaseError(RuntimeError):
+    """A database that vasr cannot or must not use: one line naming it and what is wrong."""
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_PG_MIGRATION_LOCK = 0x76617372_0001   # pg_advisory_xact_lock keys: 'vasr' + 1 (migrations), + 2 (imports)
+_PG_IMPORT_LOCK = 0x76617372_0002
+PAUSE_ENV_VAR = "VASR_TEST_MIGRATION_PAUSE"  # tests only: seconds to sleep after each migration step
+
+
 def resolve_url(db: str | os.PathLike | None = None) -> str:
     """An SQLAlchemy URL from ``--db``, else ``$VASR_DB``, else ``data/vasr.db``.
 
-    A plain path means an SQLite file; ``postgresql://`` URLs use the psycopg 3 driver.
+    A plain path means an SQLite file; ``postgresql://`` URLs use the psycopg 3 driver. A malformed
+    URL, another kind of database or an in-memory SQLite database (whose contents every command
+    would lose at exit) is a ValueError naming it.
     """
     raw = str(db) if db is not None else os.environ.get(ENV_VAR) or str(DEFAULT_DB)
+    if not raw.strip():
+        raise ValueError("--db is empty: give an SQLite file path or a postgresql:// URL")
     if "://" not in raw:
         path = Path(raw).expanduser().resolve()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseError(f"database {path}: cannot create its folder {path.parent}: "
+                                f"{exc.strerror or exc}") from None
         return f"sqlite:///{path}"
-    url = make_url(raw)
+    try:
+        url = make_url(raw)
+        url.port  # noqa: B018 -- parsed lazily; a bad port raises here
+    except (ArgumentError, ValueError) as exc:
+        raise ValueError(f"--db {_hide_password(raw)!r} is not a valid database URL ({exc}); expected an SQLite "
+                         "file path or postgresql://USER@HOST:PORT/DATABASE") from None
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        if url.database in (None, "", ":memory:") or url.query.get("mode") == "memory":
+            raise ValueError(f"--db {raw!r} is an in-memory SQLite database, which is discarded when the command "
+                             "ends (an import would be lost); give a file path such as data/vasr.db")
+    elif backend != "postgresql":
+        raise ValueError(f"--db {_hide_password(raw)!r}: vasr supports SQLite files and postgresql:// URLs, "
+                         f"not {url.drivername!r}")
     return url.render_as_string(hide_password=False)
 
 
+def _hide_password(raw: str) -> str:
+    try:
+        return make_url(raw).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 -- unparseable: show it without anything between ':' and '@'
+        head, sep, tail = raw.partition("://")
+        if "@" in tail and ":" in tail.split("@", 1)[0]:
+            tail = tail.split(":", 1)[0] + ":***@" + tail.split("@", 1)[1]
+        return head + sep + tail
+
+
+def describe(url: str) -> str:
+    """How messages name the database of ``url``: the SQLite file, or the URL without its password."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return f"database {parsed.database}"
+    return f"database {parsed.set(drivername=parsed.get_backend_name()).render_as_string(hide_password=True)}"
+
+
 def connect(db: str | os.PathLike | None = None, upgrade: bool = True) -> Engine:
-    """An engine for ``db`` (see resolve_url), migrated to the newest schema unless ``upgrade=False``."""
+    """An engine for ``db`` (see resolve_url), migrated to the newest schema unless ``upgrade=False``.
+
+    Nothing is written to a database that is not vasr's: a file that is not SQLite, a directory, a
+    read-only file, an SQLite file or PostgreSQL database holding other tables, or one at a schema
+    revision this vasr does not know are each a DatabaseError (a RuntimeError: one line naming the
+    database and what is wrong); so is a server that cannot be reached. A new or empty database is
+    given the schema in one transaction (see ``migrate``).
+    """
     url = resolve_url(db)
-    engine = create_engine(url)
-    if engine.dialect.name == "sqlite":
+    name = describe(url)
+    sqlite = make_url(url).get_backend_name() == "sqlite"
+    if sqlite:
+        _check_sqlite_file(Path(make_url(url).database), name)
+        engine = create_engine(url)
         event.listen(engine, "connect", _sqlite_pragmas)
-    if upgrade:
-        migrate(engine)
+    else:
+        engine = create_engine(url, connect_args={"connect_timeout": 10})
+    event.listen(engine, "handle_error", _one_line_errors(name))
+    try:
+        # the engine's own connection reads what the database holds (a second sqlite3 connection
+        # opened and closed beside the engine's broke its WAL view in this process); WAL mode, which
+        # SQLite writes into the file, is set only once the file is known to be vasr's
+        with engine.connect() as conn:
+            tables = set(inspect(conn).get_table_names())
+            check_owned(tables, schema_revision(conn) if "alembic_version" in tables else None, name)
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA journal_mode = WAL")
+        if upgrade:
+            migrate(engine)
+    except DatabaseError:
+        engine.dispose()
+        raise
+    except exc_mod.DBAPIError as exc:
+        engine.dispose()
+        if sqlite:
+            raise DatabaseError(f"{name} is not a readable SQLite database ({_first_line(exc)}); nothing was "
+                                "written to it") from None
+        raise DatabaseError(f"{name}: cannot open it: {_first_line(exc)}") from None
     return engine
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
+    return lines[0] if lines else type(orig).__name__
+
+
+def _check_sqlite_file(path: Path, name: str) -> None:
+    """Refuse, before anything opens it for writing, an SQLite path that is not a vasr database."""
+    if path.is_dir():
+        raise DatabaseError(f"{name} is a directory, not a database file")
+    if not path.exists():
+        if not path.parent.is_dir():
+            raise DatabaseError(f"{name} cannot be created: its folder {path.parent} does not exist")
+        if not os.access(path.parent, os.W_OK):
+            raise DatabaseError(f"{name} cannot be created: its folder {path.parent} is not writable")
+        return
+    if not path.is_file():
+        raise DatabaseError(f"{name} is not a regular file")
+    mode = path.stat().st_mode
+    if not mode & 0o222 or not os.access(path, os.W_OK):
+        raise DatabaseError(f"{name} is read-only; vasr needs to write to its database (chmod u+w it, "
+                            "or give another --db)")
+    if path.stat().st_size == 0:
+        return  # an empty file: a new database
+    try:
+        with path.open("rb") as f:
+            header = f.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise DatabaseError(f"{name} cannot be read: {exc.strerror or exc}") from None
+    if header != _SQLITE_MAGIC:
+        raise DatabaseError(f"{name} is not an SQLite database (the file does not start with the SQLite header); "
+                            "nothing was written to it")
+
+
+def check_owned(tables: set[str], revision: str | None, name: str) -> None:
+    """A DatabaseError unless ``tables`` (at Alembic ``revision``) is empty or a vasr schema."""
+    tables = {t for t in tables if not t.startswith("sqlite_")}
+    if not tables - {"alembic_version"}:
+        return  # new or empty
+    if revision is None:
+        shown = ", ".join(sorted(tables - {"alembic_version"})[:5])
+        raise DatabaseError(f"{name} is not a vasr database: it holds other tables ({shown}"
+                            f"{', ...' if len(tables) > 6 else ''}) and no vasr schema version; nothing was "
+                            "written to it (give a new file or an empty database)")
+    known = {script.revision for script in ScriptDirectory.from_config(_alembic_config()).walk_revisions()}
+    if revision not in known:
+        raise DatabaseError(f"{name} is at schema revision {revision!r}, which this version of vasr does not "
+                            "know (written by a newer vasr, or not a vasr database); nothing was written to it")
+    if "audio_files" not in tables:
+        raise DatabaseError(f"{name} is not a vasr database: it has an Alembic revision {revision!r} but none of "
+                            "vasr's tables; nothing was written to it")
+
+
+def _one_line_errors(name: str):
+    """A handle_error listener: the database errors a user can meet become one-line messages."""
+    def handle(context) -> None:
+        orig = context.original_exception
+        text_ = str(orig)
+        if isinstance(orig, sqlite3.OperationalError) and "database is locked" in text_:
+            raise DatabaseError(f"{name} is busy: another process kept it locked for more than 30 s; "
+                                "try again when it is done") from None
+        if type(orig).__name__ == "StringDataRightTruncation":  # PostgreSQL: value too long for VARCHAR(n)
+            raise ValueError(f"{name}: {_first_line(orig)}") from None
+    return handle
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys = ON")
-    cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL is still crash-safe for committed data
     cursor.execute("PRAGMA busy_timeout = 30000")
     cursor.close()
@@ -70,13 +220,30 @@ def _alembic_config() -> Config:
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (no-op when already there)."""
+    """Bring the schema to ``revision`` (no-op when already there), all steps in one transaction.
+
+    SQLite runs DDL transactionally when asked (``BEGIN IMMEDIATE``, which also makes a second
+    process wait for the first), PostgreSQL always does (plus an advisory lock for the same
+    reason): a process killed mid-migration leaves the database as it was before, never half
+    made. ``$VASR_TEST_MIGRATION_PAUSE`` (tests only) sleeps that many seconds after each step.
+    """
     config = _alembic_config()
-    with engine.begin() as conn:
-        if revision == "head" and schema_revision(conn) == ScriptDirectory.from_config(config).get_current_head():
+    head = ScriptDirectory.from_config(config).get_current_head()
+    with engine.connect() as conn:
+        if revision == "head" and schema_revision(conn) == head:
+            conn.rollback()
+            return
+        conn.rollback()
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.execute(select(func.pg_advisory_xact_lock(_PG_MIGRATION_LOCK)))
+        if revision == "head" and schema_revision(conn) == head:  # another process just did it
+            conn.rollback()
             return
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
+        conn.commit()
 
 
 def schema_revision(conn: Connection) -> str | None:
@@ -104,10 +271,32 @@ class ImportRow:
     dialect: str | None = None
     utt_id: str | None = None
     language: str = "vi"
+    peak: float | None = None              # max |sample| of the segment, full scale = 1
+    clipped_fraction: float | None = None  # share of its samples at full scale
+
+
+def lock_for_import(conn: Connection) -> None:
+    """Take the database's import lock for the rest of the caller's transaction (re-entrant).
+
+    Two imports at once would otherwise both find an utterance absent and both insert it. With the
+    lock the second waits (SQLite: up to its 30 s busy timeout, then a one-line DatabaseError) and
+    then sees the first one's rows as already present. SQLite: a write statement that changes
+    nothing takes the database's write lock before anything of the transaction is read;
+    PostgreSQL: a transaction-level advisory lock.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.execute(imports.delete().where(text("0")))
+    else:
+        conn.execute(select(func.pg_advisory_xact_lock(_PG_IMPORT_LOCK)))
 
 
 def audio_ids(conn: Connection, keys: Iterable[tuple[str, float, float]]) -> dict[tuple[str, float, float], int]:
-    """(sha256, start_s, end_s) -> audio id, for the keys among ``keys`` that the database holds."""
+    """(sha256, start_s, end_s) -> audio id, for the keys among ``keys`` that the database holds.
+
+    Called at the start of an import's transaction, so it first takes the import lock
+    (``lock_for_import``): what it reports absent stays absent until that transaction ends.
+    """
+    lock_for_import(conn)
     keys = set(keys)
     hashes = sorted({k[0] for k in keys})
     found = {}
@@ -118,12 +307,85 @@ def audio_ids(conn: Connection, keys: Iterable[tuple[str, float, float]]) -> dic
     return {k: v for k, v in found.items() if k in keys}
 
 
+def plan_import(conn: Connection, rows: Sequence[ImportRow]) -> list[tuple[str, int | str | None]]:
+    """What writing each of ``rows`` means, given what the database holds: ("new", None),
+    ("present", None) when its audio and transcript are there already, ("text", audio id) when its
+    audio is there under the same path with another transcript, ("audio", audio id) when the row
+    at its path and segment holds other audio (the file was replaced), or ("conflict", why).
+    Takes the import lock first (``lock_for_import``), as ``audio_ids`` does."""
+    lock_for_import(conn)
+    hashes = sorted({r.sha256 for r in rows})
+    paths = sorted({r.path for r in rows})
+    columns = (audio_files.c.id, audio_files.c.path, audio_files.c.sha256, audio_files.c.start_s, audio_files.c.end_s,
+               transcripts.c.raw_text, transcripts.c.normalized_text)
+    base = select(*columns).outerjoin(transcripts, transcripts.c.audio_id == audio_files.c.id)
+    by_key, by_path = {}, defaultdict(list)
+    for i in range(0, len(hashes), _IN_CHUNK):
+        for r in conn.execute(base.where(audio_files.c.sha256.in_(hashes[i:i + _IN_CHUNK]))):
+            by_key[(r.sha256, r.start_s, r.end_s)] = r
+    for i in range(0, len(paths), _IN_CHUNK):
+        for r in conn.execute(base.where(audio_files.c.path.in_(paths[i:i + _IN_CHUNK])).order_by(audio_files.c.id)):
+            by_path[r.path].append(r)
+    plan: list[tuple[str, int | str | None]] = []
+    claimed: set[int] = set()
+    for row in rows:
+        held = by_key.get((row.sha256, row.start_s, row.end_s))
+        if held is not None:
+            same_text = (held.raw_text, held.normalized_text) == (row.raw_text, row.normalized_text)
+            if same_text:
+                plan.append(("present", None))
+            elif held.path == row.path:
+                plan.append(("text", held.id))
+            else:
+                plan.append(("conflict", f"the same audio is already imported from {held.path} (audio id "
+                                         f"{held.id}) with another transcript ({excerpt(held.raw_text)})"))
+            continue
+        stale = [r for r in by_path.get(row.path, ()) if r.start_s == row.start_s and r.sha256 != row.sha256
+                 and r.id not in claimed]
+        same_end = [r for r in stale if r.end_s == row.end_s]
+        if same_end or len(stale) == 1:
+            claimed.add((same_end or stale)[0].id)
+            plan.append(("audio", (same_end or stale)[0].id))
+        elif stale:
+            plan.append(("conflict", f"the audio at this path changed and {len(stale)} rows of the old audio "
+                                     f"start at {row.start_s:.3f} s (audio ids {', '.join(str(r.id) for r in stale)})"))
+        else:
+            plan.append(("new", None))
+    return plan
+
+
+def _transcript_values(u: ImportRow) -> dict:
+    return {"raw_text": u.raw_text, "normalized_text": u.normalized_text, "normalizer_version": u.normalizer_version,
+            "word_count": len(u.normalized_text.split()), "char_count": len(u.normalized_text.replace(" ", "")),
+            "annotation_type": u.annotation_type}
+
+
+def check_import_lengths(source: str, location: str, rows: Iterable[ImportRow], split_version: str) -> None:
+    """ValueError naming the column and the row for a value of ``rows`` longer than its VARCHAR(n)
+    column: PostgreSQL would refuse it mid-import, SQLite would store it; both must refuse it alike."""
+    check_lengths(imports, {"source": source}, f"import of {location}")
+    for u in rows:
+        where = u.path + (f" ({u.utt_id})" if u.utt_id else "")
+        check_lengths(audio_files, {"format": u.format, "language": u.language, "dialect": u.dialect,
+                                    "speaker": u.speaker, "utt_id": u.utt_id, "source": source, "sha256": u.sha256},
+                      where)
+        check_lengths(transcripts, {"normalizer_version": u.normalizer_version,
+                                    "annotation_type": u.annotation_type}, where)
+        if u.split is not None:
+            check_lengths(data_splits, {"split": u.split, "version": split_version}, where)
+
+
 def write_import(conn: Connection, source: str, location: str, utterances: Sequence[ImportRow],
-                 rejects: Sequence[Reject], already_present: int, split_version: str) -> int:
-    """Insert one import batch inside the caller's transaction; returns the import id."""
+                 rejects: Sequence[Reject], already_present: int, split_version: str,
+                 updates: Sequence[tuple[str, int, ImportRow]] = ()) -> int:
+    """Insert one import batch inside the caller's transaction; returns the import id. ``updates``:
+    (what, audio id, row) from ``plan_import``: "text" rewrites that row's transcript, "audio" also
+    its audio (hash, segment end, rate, format, levels). A value longer than its column allows is
+    a ValueError naming the column and the row, before anything is written (``check_import_lengths``)."""
+    check_import_lengths(source, location, [*utterances, *(u for _, _, u in updates)], split_version)
     import_id = conn.execute(insert(imports).values(
         source=source, location=location, imported=len(utterances), already_present=already_present,
-        rejected=len(rejects))).inserted_primary_key[0]
+        updated=len(updates), rejected=len(rejects))).inserted_primary_key[0]
     if rejects:
         conn.execute(insert(import_rejects), [
             {"import_id": import_id, "row_ref": r.row_ref, "path": r.path, "reason": r.reason} for r in rejects])
@@ -131,14 +393,20 @@ def write_import(conn: Connection, source: str, location: str, utterances: Seque
         audio_id = conn.execute(insert(audio_files).values(
             path=u.path, sha256=u.sha256, start_s=u.start_s, end_s=u.end_s, duration_s=u.end_s - u.start_s,
             sample_rate=u.sample_rate, channels=u.channels, format=u.format, language=u.language,
-            dialect=u.dialect, speaker=u.speaker, utt_id=u.utt_id, source=source,
-            import_id=import_id)).inserted_primary_key[0]
-        conn.execute(insert(transcripts).values(
-            audio_id=audio_id, raw_text=u.raw_text, normalized_text=u.normalized_text,
-            normalizer_version=u.normalizer_version, word_count=len(u.normalized_text.split()),
-            char_count=len(u.normalized_text.replace(" ", "")), annotation_type=u.annotation_type))
+            dialect=u.dialect, speaker=u.speaker, utt_id=u.utt_id, source=source, peak=u.peak,
+            clipped_fraction=u.clipped_fraction, import_id=import_id)).inserted_primary_key[0]
+        conn.execute(insert(transcripts).values(audio_id=audio_id, **_transcript_values(u)))
         if u.split is not None:
             conn.execute(insert(data_splits).values(audio_id=audio_id, split=u.split, version=split_version))
+    for what, audio_id, u in updates:
+        if what == "audio":
+            conn.execute(update(audio_files).where(audio_files.c.id == audio_id).values(
+                sha256=u.sha256, end_s=u.end_s, duration_s=u.end_s - u.start_s, sample_rate=u.sample_rate,
+                channels=u.channels, format=u.format, peak=u.peak, clipped_fraction=u.clipped_fraction,
+                import_id=import_id))
+        if conn.execute(update(transcripts).where(transcripts.c.audio_id == audio_id)
+                        .values(**_transcript_values(u))).rowcount == 0:
+            conn.execute(insert(transcripts).values(audio_id=audio_id, **_transcript_values(u)))
     return import_id
 
 
@@ -152,6 +420,7 @@ def auto_split(conn: Connection, version: str, ratios: tuple[float, float, float
     Returns the number of utterances assigned per split.
     """
     check_ratios(ratios)
+    check_lengths(data_splits, {"version": version}, "split version")
     rows = conn.execute(
         select(audio_files.c.id, audio_files.c.speaker, audio_files.c.duration_s, data_splits.c.split)
         .outerjoin(data_splits, (data_splits.c.audio_id == audio_files.c.id) & (data_splits.c.version == version))
@@ -180,8 +449,9 @@ def auto_split(conn: Connection, version: str, ratios: tuple[float, float, float
 
 
 def check_ratios(ratios: Sequence[float]) -> None:
-    if len(ratios) != 3 or min(ratios) < 0 or sum(ratios) <= 0:
-        raise ValueError(f"split ratios must be three non-negative numbers (train, val, test), got {ratios}")
+    if len(ratios) != 3 or not all(math.isfinite(r) and r >= 0 for r in ratios) or sum(ratios) <= 0:
+        raise ValueError(f"split ratios must be three finite non-negative numbers (train, val, test), not all 0; "
+                         f"got {tuple(ratios)}")
 
 
 def assign_speakers(seconds: Mapping[str, Sequence[float]], ratios: tuple[float, float, float], seed: int,

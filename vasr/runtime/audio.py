@@ -5,6 +5,7 @@ Imports numpy, soundfile and soxr only.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,9 +40,26 @@ def load(path: str | Path, start_s: float = 0.0, end_s: float | None = None,
             fh.seek(first)
             samples = fh.read(last - first, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioError(f"{path}: unreadable audio ({exc})") from exc
+        raise unreadable(path, str(path), exc) from None
     mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
     return resample(mono, source_rate, rate)
+
+
+def unreadable(source, name: str, exc: Exception) -> AudioError:
+    """The AudioError for a file libsndfile could not open: what is wrong in words (libsndfile says
+    "System error." for a missing file), without the repr of a file object."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            return AudioError(f"{name}: no such file")
+        if path.is_dir():
+            return AudioError(f"{name}: a directory, not an audio file")
+        if not os.access(path, os.R_OK):
+            return AudioError(f"{name}: permission denied")
+    detail = str(exc)
+    if detail.startswith("Error opening"):
+        detail = detail.rsplit(": ", 1)[-1].strip()     # "Error opening <repr>: Format not recognised."
+    return AudioError(f"{name}: unreadable audio ({detail})")
 
 
 def resample(samples: np.ndarray, source_rate: int, rate: int = TARGET_RATE) -> np.ndarray:
@@ -66,7 +84,7 @@ def channel_count(source: str | BinaryIO, name: str) -> int:
         with sf.SoundFile(source) as fh:
             count = int(fh.channels)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise AudioError(f"{name}: unreadable audio ({exc})") from None
+        raise unreadable(source, name, exc) from None
     finally:
         if hasattr(source, "seek"):
             source.seek(0)
@@ -84,7 +102,7 @@ def read_blocks(source: str | BinaryIO, name: str, stats: StreamStats,
     try:
         fh = sf.SoundFile(source)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise AudioError(f"{name}: unreadable audio ({exc})") from None
+        raise unreadable(source, name, exc) from None
     with fh:
         stats.source_rate = rate = int(fh.samplerate)
         if rate <= 0:
@@ -92,8 +110,11 @@ def read_blocks(source: str | BinaryIO, name: str, stats: StreamStats,
         if channel is not None and not 0 <= channel < fh.channels:
             raise AudioError(f"{name}: no channel {channel + 1} (the file has {fh.channels})")
         resampler = None if rate == TARGET_RATE else soxr.ResampleStream(rate, TARGET_RATE, 1, "float32", "HQ")
+        size = max(1, int(block_s * rate))
         try:
-            for block in fh.blocks(blocksize=max(1, int(block_s * rate)), dtype="float32", always_2d=True):
+            # read until the decoder gives nothing: SoundFile.blocks trusts the header's frame count,
+            # which a truncated MP3/FLAC overstates
+            while len(block := fh.read(size, dtype="float32", always_2d=True)):
                 if channel is not None:
                     mono = np.ascontiguousarray(block[:, channel])
                 else:

@@ -5,7 +5,7 @@
 
 Imports numpy, onnxruntime, soundfile, soxr and vasr.kernels (and vasr's pure-Python text and
 embeddings packages) — never torch or sqlalchemy, so ``vasr transcribe`` starts in well under a
-second; kenlm, gensim and faiss only when an LM or embeddings are asked for.
+second; kenlm only when an LM is asked for, faiss when embeddings are.
 
 A model directory (written by ``vasr export``) holds ``model.onnx`` (fp32), ``model.int8.onnx``,
 ``tokens.txt`` and ``config.json``. Audio of any rate, channel count and format libsndfile reads is
@@ -13,8 +13,9 @@ streamed, resampled to 16 kHz mono and reduced to its speech by the VAD (``vasr.
 non-speech is never decoded, a pause of 0.2 s or more ends a piece, speech longer than ``max_chunk_s``
 is cut at its quietest point; ``ChunkOptions(speech_only=False)`` decodes every sample: on the demo
 model 1.3 CER points better on clean clips, 8 worse with 1.5 s of 20 dB noise around them, and 2-3x
-less work per clip since Silero VAD costs twice the tiny model), turned into fbank features by the kernel, batched (padded with -23.0259 as
-sherpa-onnx does; the model ignores the padding), run through the model and decoded by
+less work per clip since Silero VAD costs twice the tiny model), turned into fbank features by the
+kernel, batched (padded with -23.0259 as sherpa-onnx does; the model ignores the padding), run
+through the model and decoded by
 ``vasr.runtime.decode`` (greedy or prefix beam search with hot words and an LM, then optional N-best
 rescoring). Word times come from the token frame indices (one model frame = the fbank shift x the
 subsampling factor of ``config.json``, 40 ms for vasr's models) shifted by the chunk's offset in the file.
@@ -77,6 +78,14 @@ class RecognizerOptions:
     decode: DecodeOptions = field(default_factory=DecodeOptions)
     raw: bool = False                  # show the acoustic text as it is: no ITN, punctuation or hot-word spelling
     channels: str = "mix"              # files: "mix" to mono, "split" (each channel alone), or "N" (1-based) only
+
+    def __post_init__(self) -> None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        if not isinstance(self.threads, int) or not 1 <= self.threads <= cores:
+            raise ValueError(f"threads {self.threads!r}: expected 1 to {cores} (the cores here; more only "
+                             f"slows onnxruntime down)")
+        if not isinstance(self.max_batch_frames, int) or self.max_batch_frames < 0:
+            raise ValueError(f"max_batch_frames {self.max_batch_frames!r}: expected an integer >= 0")
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ STREAM_INPUTS = ("x", "offset", "required_cache_size", "attn_cache", "conv_cache
 STREAM_OUTPUTS = ("log_probs", "next_att_cache", "next_conv_cache")
 INT16_SCALE = 32768.0        # WeNet's front end reads samples in int16 range
 SUBSAMPLING_CONTEXT = 6      # input frames the x4 subsampling needs beyond one output frame's 4 (WeNet's right_context)
+MAX_CHUNK = 64               # model frames per chunk (2.56 s), and chunks of left context, at most
 MAX_RATE = 384000            # Hz: a declared sample rate above this is refused as a mistake
 SILENCE_FEATURE = float(np.log(np.finfo(np.float32).eps))  # fbank of digital silence: pads the last chunk (masked)
 
@@ -79,8 +80,9 @@ class StreamOptions:
     vad: VadOptions = field(default_factory=VadOptions)
 
     def __post_init__(self) -> None:
-        if self.chunk < 1 or self.left_chunks < 1:
-            raise ValueError(f"chunk and left_chunks must be >= 1, got {self.chunk}, {self.left_chunks}")
+        if not 1 <= self.chunk <= MAX_CHUNK or not 1 <= self.left_chunks <= MAX_CHUNK:
+            raise ValueError(f"chunk and left_chunks: expected 1 to {MAX_CHUNK} model frames / chunks, got "
+                             f"{self.chunk}, {self.left_chunks}")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 import time
 import warnings
@@ -23,6 +24,7 @@ from typing import TextIO
 from vasr.data.utterance import Utterance, manifest_utterances
 from vasr.runtime.audio import AudioError, load
 from vasr.runtime.decode import DecodeOptions
+from vasr.runtime.decode.settings import MAX_BOOST
 from vasr.runtime.formats import EXTENSIONS, FORMATS, render
 from vasr.runtime.recognizer import MODEL_FP32, MODEL_INT8, Recognizer, RecognizerOptions, Source
 from vasr.runtime.stream import StreamOptions
@@ -67,19 +69,33 @@ def parse_hotword(text: str, where: str) -> tuple[str, float | None]:
     if not sep:
         return text.strip(), None
     try:
-        return phrase.strip(), float(boost)
+        value = float(boost)
     except ValueError:
         raise ValueError(f"{where}: hot word {text!r}: the part after ':' must be a number (the boost)") from None
+    if not 0.0 <= value <= MAX_BOOST:
+        raise ValueError(f"{where}: hot word {text!r}: boost {boost.strip()} is outside 0..{MAX_BOOST:g} nats per token")
+    return phrase.strip(), value
 
 
 def read_hotwords(config: TranscribeConfig) -> tuple[tuple[str, float | None], ...]:
     words = []
     if config.hotwords_file:
-        lines = Path(config.hotwords_file).read_text(encoding="utf-8").splitlines()
+        lines = _text_lines(Path(config.hotwords_file), "a hot-word file has one 'phrase[:boost]' per line")
         words += [parse_hotword(line, f"{config.hotwords_file}:{n}") for n, line in enumerate(lines, 1)
                   if line.strip() and not line.lstrip().startswith("#")]
     words += [parse_hotword(h, "--hotword") for h in config.hotwords]
     return tuple(words)
+
+
+def _text_lines(path: Path, what: str) -> list[str]:
+    """The lines of a UTF-8 text file; ValueError naming the file when it is binary or not UTF-8."""
+    data = path.read_bytes()
+    if b"\x00" in data:
+        raise ValueError(f"{path}: a binary file (NUL bytes), not text: {what}")
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start}): {what}") from None
 
 
 def _inputs(config: TranscribeConfig, utterances: Sequence[Utterance]) -> tuple[list, list[str | None]]:
@@ -134,7 +150,10 @@ def run(config: TranscribeConfig, out: TextIO | None = None, err: TextIO | None 
     sources, refs = _inputs(config, utterances)
     out_dir = Path(config.out_dir) if config.out_dir else None
     if out_dir:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise ValueError(f"--out-dir {out_dir}: an existing file, not a directory")
         out_dir.mkdir(parents=True, exist_ok=True)
+        targets = output_paths([_source_name(s) for s in sources], out_dir, EXTENSIONS[config.format])
     many = len(sources) > 1
     failed, scored, audio_s = 0, [], 0.0
     start = time.perf_counter()
@@ -153,7 +172,7 @@ def run(config: TranscribeConfig, out: TextIO | None = None, err: TextIO | None 
             continue
         text = render(t, config.format, with_path=many)
         if out_dir:
-            (out_dir / f"{Path(t.path).stem}.{EXTENSIONS[config.format]}").write_text(text, encoding="utf-8")
+            _write_atomic(targets[i], text)
         else:
             out.write(("" if i == 0 or not as_array else ",\n") + (text.rstrip("\n") if as_array else text))
         out.flush()
@@ -167,6 +186,35 @@ def run(config: TranscribeConfig, out: TextIO | None = None, err: TextIO | None 
         print(f"vasr transcribe: CER {100 * cer.rate:.2f}% WER {100 * wer.rate:.2f}% on {len(scored)} "
               f"utterances with references", file=err)
     return 1 if failed else 0
+
+
+def output_paths(names: Sequence[str], out_dir: Path, ext: str) -> list[Path]:
+    """One output file per input, none shared: ``STEM.ext`` in ``out_dir``; when stems repeat
+    (``a/x.wav``, ``b/x.wav``), each input's path below the inputs' common folder (``a/x.ext``); when
+    those still repeat (``x.wav``, ``x.flac``), the whole file name (``x.wav.ext``)."""
+    flat = [Path(n).stem for n in names]
+    if len(set(flat)) == len(flat):
+        return [out_dir / f"{stem}.{ext}" for stem in flat]
+    paths = [Path(n).resolve() for n in names]
+    common = Path(os.path.commonpath([p.parent for p in paths]))
+    nested = [p.relative_to(common) for p in paths]
+    if len({n.with_suffix("") for n in nested}) == len(nested):
+        return [out_dir / n.with_suffix(f".{ext}") for n in nested]
+    return [out_dir / n.parent / f"{n.name}.{ext}" for n in nested]
+
+
+def _source_name(source) -> str:
+    if isinstance(source, Utterance):
+        return str(source.path)
+    return str(source[0] if isinstance(source, tuple) else source)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """``path`` holds all of ``text`` or what it held before, never part of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _transcripts(recognizer: Recognizer, config: TranscribeConfig, sources: list, out: TextIO, err: TextIO,

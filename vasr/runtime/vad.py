@@ -33,6 +33,7 @@ MODEL_FILE = "data/silero_vad.onnx"      # its Silero VAD model, relative to the
 ENERGY_FRAME_S = 0.01        # the cut of long speech measures energy per 10 ms frame
 ENERGY_FLOOR = 1e-10         # power floor before the log (-100 dB)
 QUIET_MARGIN = 1.4           # natural-log power units (6 dB) above the quietest window that still count as pause
+MIN_CHUNK_LIMIT_S, MAX_CHUNK_LIMIT_S = 1.0, 60.0   # bounds of max_chunk_s (a 1000 s chunk took 18.7 GB)
 CHUNK_END_PAD_S = 0.3        # audio the model gets after speech, seconds: CTC emits a word's last
                              # letters after its sound ends (with 0.1-0.2 s they were lost)
 
@@ -66,6 +67,9 @@ class ChunkOptions:
     speech_only: bool = True     # False: no VAD, every sample is decoded (long audio still cut at quiet points)
 
     def __post_init__(self) -> None:
+        if not MIN_CHUNK_LIMIT_S <= self.max_chunk_s <= MAX_CHUNK_LIMIT_S:     # False for NaN too
+            raise ValueError(f"max_chunk_s {self.max_chunk_s!r}: expected {MIN_CHUNK_LIMIT_S:g} to "
+                             f"{MAX_CHUNK_LIMIT_S:g} seconds (attention memory grows with its square)")
         if not 0.0 < self.min_chunk_s < self.max_chunk_s:
             raise ValueError(f"need 0 < min_chunk_s < max_chunk_s, got {self.min_chunk_s}, {self.max_chunk_s}")
         if not 0.0 < self.pause_ms / 1000.0 < self.max_chunk_s - self.min_chunk_s:

@@ -62,6 +62,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from vasr.runtime.decode import DecodeOptions
+from vasr.runtime.decode.settings import MAX_BEAM
 from vasr.runtime.formats import srt, vtt
 from vasr.runtime.recognizer import MODEL_FP32, MODEL_INT8, ModelDirError, Recognizer, RecognizerOptions, Transcript
 from vasr.runtime.stream import StreamEvent
@@ -76,7 +77,6 @@ STREAM_FORMATS = ("json", "text")       # what OpenAI streams
 GRANULARITIES = ("word", "segment")
 LANGUAGES = ("vi", "vie", "vietnamese")   # what `language` may say: the models speak Vietnamese only
 HOTWORD_BEAM = 8             # beam of a request with hot words and no beam (hot words need a beam search)
-MAX_BEAM = 64
 MAX_FIELD_BYTES = 64 * 1024  # a form field other than the file (hot words are the longest)
 
 
@@ -98,6 +98,8 @@ class ServeConfig:
     idle_timeout_s: float = 30.0         # a stream without a message this long is closed (1001)
 
     def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port {self.port}: expected 0 to 65535")
         if self.threads < 0 or self.beam < 1 or self.max_streams < 0 or self.max_queue < 0:
             raise ValueError("threads, max_streams and max_queue must be >= 0 and beam >= 1")
         if self.max_upload_mb <= 0 or self.max_duration_s <= 0 or self.idle_timeout_s <= 0:

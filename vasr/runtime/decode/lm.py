@@ -16,6 +16,7 @@ import copy
 import math
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 from vasr.kernels import WordLM, tokens_to_text
 
@@ -38,7 +39,13 @@ class KenLMWordLM(WordLM):
         import kenlm
 
         self._kenlm = kenlm
-        self.model = kenlm.Model(str(path))
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: no such LM file (an ARPA or KenLM binary from `vasr lm build`)")
+        try:
+            self.model = kenlm.Model(str(path))
+        except (OSError, RuntimeError) as exc:   # KenLM's message: "Cannot read model 'X' (file.cc:76 in ... threw ...)"
+            why = str(exc).split(" threw ", 1)[-1].split(". ")[0]
+            raise ValueError(f"{path}: not an LM KenLM can read ({why[:160]})") from None
         self.symbols = list(symbols)
         self._text: dict[tuple[int, ...], str] = {}
         self.free: frozenset[str] = frozenset()  # words scored 0 (out-of-vocabulary hot-word words)

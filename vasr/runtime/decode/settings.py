@@ -20,15 +20,23 @@ from vasr.runtime.decode.expand import ExpandOptions
 from vasr.runtime.decode.rescore import RescoreWeights
 from vasr.text.normalize import normalize
 
-__all__ = ["TUNED_FILE", "HOTWORD_BEAM", "DEFAULT_LM_WEIGHT", "DecodeOptions", "Tuned", "DecodeSettings",
+__all__ = ["TUNED_FILE", "HOTWORD_BEAM", "MAX_BEAM", "MAX_BOOST", "DEFAULT_LM_WEIGHT", "DecodeOptions", "Tuned", "DecodeSettings",
            "read_tuned", "write_tuned", "resolve"]
 
 TUNED_FILE = "decode.json"
 HOTWORD_BEAM = 4  # prefixes kept when hot words or an LM are given without a beam
+MAX_BEAM = 64  # widest prefix beam (and most alternatives) a caller may ask for: beyond it only time grows
+MAX_BOOST = 10.0  # largest hot-word bonus, nats per token: more forces the phrase over any audio
 DEFAULT_LM_WEIGHT = 0.3  # shallow-fusion nats of LM per nat of acoustic score, untuned
 
 # phrases, or (phrase, bonus in nats per matched token; None: the tuned boost) pairs
 Hotwords = tuple[str | tuple[str, float | None], ...]
+
+
+def _check_range(name: str, value: float | None, low: float, high: float) -> None:
+    """ValueError unless ``value`` is None or a number in [low, high] (NaN is not)."""
+    if value is not None and not low <= value <= high:
+        raise ValueError(f"{name} {value!r}: expected a number from {low:g} to {high:g}")
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,19 @@ class DecodeOptions:
     context: tuple[str, ...] = ()  # phrases the speech is about (semantic rescoring term)
     rescore: RescoreWeights | None = None  # second-pass weights
     expand_threshold: float | None = None  # least Phon2Vec cosine for a hot-word substitution
+
+    def __post_init__(self) -> None:
+        for name in ("beam", "nbest"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_BEAM:
+                raise ValueError(f"{name} {value!r}: expected an integer from 1 to {MAX_BEAM}")
+        for item in self.hotwords:
+            phrase, boost = (item, None) if isinstance(item, str) else item
+            if boost is not None and not 0.0 <= boost <= MAX_BOOST:    # False for NaN too
+                raise ValueError(f"hot word {phrase!r}: boost {boost:g} is outside 0..{MAX_BOOST:g} nats per token")
+        _check_range("lm_weight", self.lm_weight, 0.0, 10.0)
+        _check_range("word_bonus", self.word_bonus, -20.0, 20.0)
+        _check_range("expand_threshold", self.expand_threshold, -1.0, 1.0)
 
 
 @dataclass(frozen=True)
