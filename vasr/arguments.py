@@ -89,10 +89,12 @@ def _synth_parser(sub) -> None:
 
 def _import_parser(sub) -> None:
     p = sub.add_parser("import", help="import a corpus into the database")
-    p.add_argument("kind", choices=("csv", "vivos", "commonvoice", "kaldi"), help="corpus format")
-    p.add_argument("path", help="manifest file (csv) or corpus directory")
+    p.add_argument("kind", choices=("csv", "vivos", "commonvoice", "kaldi", "lhotse"), help="corpus format")
+    p.add_argument("path", help="manifest file (csv; lhotse recordings or cuts) or corpus directory")
+    p.add_argument("supervisions", nargs="?", help="lhotse: the supervisions manifest of the recordings manifest "
+                                                   "(default: the sibling supervisions file)")
     p.add_argument("--audio-root", help="folder that relative audio paths are resolved against")
-    p.add_argument("--split", help="kaldi: the split of this data dir (train, val/dev, test)")
+    p.add_argument("--split", help="kaldi, lhotse: the split of these utterances (train, val/dev, test)")
     p.add_argument("--skip-bad", action="store_true", help="import the good rows and record the rejects")
     p.add_argument("--auto-split", action="store_true",
                    help="seeded speaker-disjoint train/val/test split for utterances without one")
@@ -113,6 +115,15 @@ def _db_parser(sub) -> None:
     p = db.add_parser("split", help="speaker-disjoint split of every utterance that has none")
     _add_split_version(p, text="split version to write")
     _add_ratios(p)
+    _add_db(p)
+    p = db.add_parser("export", help="a split as a Kaldi data dir, lhotse manifests, NeMo JSON lines or vasr's CSV")
+    p.add_argument("out", metavar="OUT", help="output folder (written atomically; must be empty or absent)")
+    p.add_argument("--format", required=True, choices=("kaldi", "lhotse", "nemo", "csv"), help="manifest format")
+    p.add_argument("--split", required=True, choices=SPLITS, help="the split to export")
+    _add_split_version(p, text="split version to export")
+    p.add_argument("--force", action="store_true", help="replace a non-empty OUT")
+    p.add_argument("--no-gzip", dest="gzip", action="store_false",
+                   help="lhotse: write recordings.jsonl and supervisions.jsonl instead of .jsonl.gz")
     _add_db(p)
 
 

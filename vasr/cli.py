@@ -151,9 +151,12 @@ def _import(args) -> int:
                             split_ratios=tuple(args.ratios), seed=args.seed)
     if args.print_config:
         return _print_config(options)
+    if args.supervisions and args.kind != "lhotse":
+        raise ValueError(f"a second manifest ({args.supervisions}) is for lhotse supervisions only")
     engine = store.connect(args.db)
     try:
-        report = import_corpus(args.kind, args.path, engine, options, args.audio_root, args.split)
+        report = import_corpus(args.kind, args.path, engine, options, args.audio_root, args.split,
+                               args.supervisions)
     except ImportRejected as exc:
         print(str(exc), file=sys.stderr)
         return 1
@@ -174,6 +177,12 @@ def _db(args) -> int:
         with engine.begin() as conn:
             counts = store.auto_split(conn, args.split_version, tuple(args.ratios), args.seed)
         print("assigned: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    elif args.db_command == "export":
+        from vasr.data.export import export_split
+
+        with engine.connect() as conn:
+            report = export_split(conn, args.format, args.split, args.out, args.split_version, args.force, args.gzip)
+        print(report.format_line())
     return 0
 
 

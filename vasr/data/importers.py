@@ -1,4 +1,4 @@
-"""Importing corpora into the database: CSV manifests, VIVOS, Common Voice and Kaldi data dirs.
+"""Importing corpora into the database: CSV manifests, VIVOS, Common Voice, Kaldi data dirs and lhotse manifests.
 
 The readers in ``vasr.data.manifests`` turn a corpus into ``Entry`` rows (plus ``Reject`` rows for
 lines they cannot parse); ``ingest`` then decodes and hashes the audio, normalises the transcripts and
@@ -30,7 +30,7 @@ from tqdm import tqdm
 from vasr.data.audio import AudioScan, scan, sha256_file
 from vasr.runtime.audio import AudioError
 from vasr.db import store
-from vasr.data.manifests import MAX_FIELD_BYTES, READERS, Entry, Reject, excerpt, read_csv, read_kaldi
+from vasr.data.manifests import MAX_FIELD_BYTES, READERS, Entry, Reject, excerpt, read_csv, read_kaldi, read_lhotse
 from vasr.db.schema import audio_files
 from vasr.db.store import ImportRow
 from vasr.text.normalize import NORMALIZER_VERSION, normalize
@@ -84,8 +84,10 @@ class ImportRejected(ValueError):
 # ----------------------------------------------------------------------------------------------- ingest
 
 def import_corpus(kind: str, location: str | Path, engine: Engine, options: ImportOptions = ImportOptions(),
-                  audio_root: str | Path | None = None, split: str | None = None) -> ImportReport:
-    """Read the corpus at ``location`` with the reader for ``kind`` and ingest it."""
+                  audio_root: str | Path | None = None, split: str | None = None,
+                  supervisions: str | Path | None = None) -> ImportReport:
+    """Read the corpus at ``location`` with the reader for ``kind`` and ingest it (``supervisions``:
+    lhotse's supervisions manifest beside the recordings manifest ``location``)."""
     location = Path(location)
     if not location.exists():
         raise FileNotFoundError(f"{location}: no such file or directory")
@@ -94,6 +96,10 @@ def import_corpus(kind: str, location: str | Path, engine: Engine, options: Impo
         entries, rejects = read_csv(location, root)
     elif kind == "kaldi":
         entries, rejects = read_kaldi(location, split, root)
+    elif kind == "lhotse":
+        if supervisions is not None and not Path(supervisions).exists():
+            raise FileNotFoundError(f"{supervisions}: no such file or directory")
+        entries, rejects = read_lhotse(location, Path(supervisions) if supervisions else None, split, root)
     elif kind in READERS:
         entries, rejects = READERS[kind](location)
     else:

@@ -1,4 +1,4 @@
-"""Reading corpus manifests: CSV, VIVOS, Common Voice and Kaldi data dirs, as ``Entry`` rows.
+"""Reading corpus manifests: CSV, VIVOS, Common Voice, Kaldi data dirs and lhotse manifests, as ``Entry`` rows.
 
 Parsing only (no audio is opened, no database is touched), so the torch-free runtime can read a
 manifest too. Lines that cannot be parsed come back as ``Reject`` rows naming file and line.
@@ -6,6 +6,9 @@ manifest too. Lines that cannot be parsed come back as ``Reject`` rows naming fi
 from __future__ import annotations
 
 import csv
+import gzip
+import json
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -239,8 +242,160 @@ def _kaldi_table(path: Path, rejects: list[Reject], allow_empty_value: bool = Fa
     return table
 
 
+LHOTSE_NAMES = ("recordings", "supervisions", "cuts")
+_LHOTSE_SUFFIXES = (".jsonl.gz", ".jsonl", ".json.gz", ".json")
+_WHOLE_FILE_TOLERANCE_S = 1e-3   # a supervision ending this close to its recording's end spans the file
+
+
+def read_lhotse(location: Path, supervisions: Path | None = None, split: str | None = None,
+                audio_root: Path | None = None) -> tuple[list[Entry], list[Reject]]:
+    """lhotse manifests, read as plain JSON (lhotse itself is not needed): a recordings manifest and
+    its supervisions (``supervisions`` or the sibling file named ``supervisions*``), a cuts manifest
+    (MonoCuts with their recording and supervisions inline), or a folder holding either. Files may be
+    JSON lines or a JSON list, gzipped or not. Only ``file`` audio sources can be imported. The
+    transcript is the supervision's ``custom.raw_text`` when present (vasr's own exports keep it
+    there), else its ``text``; the split is ``split``, else ``custom.split``. A supervision that
+    spans its whole recording is imported as the whole file, others as segments."""
+    split_name, problem = _split_name(split)
+    if problem:
+        raise ValueError(f"{location}: {problem}")
+    if location.is_dir():
+        found = {name: _lhotse_file(location, name) for name in LHOTSE_NAMES}
+        if found["recordings"] and (supervisions or found["supervisions"]):
+            location, supervisions = found["recordings"], supervisions or found["supervisions"]
+        elif found["cuts"]:
+            location = found["cuts"]
+        else:
+            raise ValueError(f"{location}: no lhotse manifests in this folder (recordings.jsonl[.gz] with "
+                             f"supervisions.jsonl[.gz], or cuts.jsonl[.gz])")
+    base = audio_root or location.parent
+    rejects: list[Reject] = []
+    items = _json_items(location, rejects)
+    if items and "sources" not in items[0][1] and "recording" in items[0][1]:
+        return _lhotse_cuts(items, base, split_name, rejects), rejects
+    if supervisions is None:
+        sibling = location.parent / location.name.replace("recordings", "supervisions")
+        supervisions = sibling if "recordings" in location.name and sibling.is_file() else None
+        if supervisions is None:
+            raise ValueError(f"{location}: a recordings manifest needs its supervisions manifest "
+                             f"(vasr import lhotse RECORDINGS SUPERVISIONS)")
+    recordings = {}
+    for ref, item in items:
+        rec_id, path, problem = _lhotse_recording(item, base)
+        if problem:
+            rejects.append(Reject(ref, None, problem))
+        elif rec_id in recordings:
+            rejects.append(Reject(ref, None, f"duplicate recording id {rec_id} (first at {recordings[rec_id][0]})"))
+        else:
+            recordings[rec_id] = (ref, path, item.get("duration"))
+    entries = []
+    for ref, item in _json_items(supervisions, rejects):
+        rec = recordings.get(item.get("recording_id"))
+        if rec is None:
+            rejects.append(Reject(ref, None, f"recording {item.get('recording_id')!r} is not in {location.name} "
+                                             f"(or was rejected)"))
+            continue
+        entry = _lhotse_supervision(ref, item, rec[1], rec[2], 0.0, split_name, rejects)
+        if entry is not None:
+            entries.append(entry)
+    return entries, rejects
+
+
+def _lhotse_file(folder: Path, name: str) -> Path | None:
+    return next((folder / f"{name}{s}" for s in _LHOTSE_SUFFIXES if (folder / f"{name}{s}").is_file()), None)
+
+
+def _lhotse_cuts(items: list[tuple[str, dict]], base: Path, split: str | None, rejects: list[Reject]) -> list[Entry]:
+    entries = []
+    for ref, cut in items:
+        if cut.get("type", "MonoCut") != "MonoCut" or not isinstance(cut.get("recording"), dict):
+            rejects.append(Reject(ref, None, f"cut type {cut.get('type')!r} is not supported; only MonoCut with "
+                                             f"its recording"))
+            continue
+        _, path, problem = _lhotse_recording(cut["recording"], base)
+        if problem:
+            rejects.append(Reject(ref, None, problem))
+            continue
+        offset = cut.get("start", 0.0)
+        for sup in cut.get("supervisions") or []:
+            entry = _lhotse_supervision(ref, sup, path, cut["recording"].get("duration"), offset, split, rejects)
+            if entry is not None:
+                entries.append(entry)
+    return entries
+
+
+def _lhotse_recording(item: dict, base: Path) -> tuple[str | None, Path | None, str | None]:
+    """(id, audio path, None) or (None, None, why it cannot be used)."""
+    rec_id, sources = item.get("id"), item.get("sources")
+    if not isinstance(rec_id, str) or not isinstance(sources, list) or not sources:
+        return None, None, "malformed recording: needs an id and sources"
+    files = [s for s in sources if isinstance(s, dict) and s.get("type") == "file" and isinstance(s.get("source"), str)]
+    if len(files) != 1 or len(sources) != 1:
+        kinds = ", ".join(str(s.get("type")) if isinstance(s, dict) else "?" for s in sources)
+        return None, None, (f"recording {rec_id}: only one audio source of type 'file' can be imported "
+                            f"(it has: {kinds})")
+    return rec_id, _resolve(base, files[0]["source"]), None
+
+
+def _lhotse_supervision(ref: str, item: dict, path: Path, rec_duration: object, offset: float, split: str | None,
+                        rejects: list[Reject]) -> Entry | None:
+    sup_id = item.get("id")
+    try:
+        start, duration = offset + float(item["start"]), float(item["duration"])
+    except (KeyError, TypeError, ValueError):
+        rejects.append(Reject(ref, str(path), f"malformed supervision {sup_id!r}: needs a start and a duration"))
+        return None
+    custom = item.get("custom") if isinstance(item.get("custom"), dict) else {}
+    transcript = custom.get("raw_text") if isinstance(custom.get("raw_text"), str) else item.get("text")
+    sup_split = split
+    if sup_split is None and isinstance(custom.get("split"), str):
+        sup_split, problem = _split_name(custom["split"])
+        if problem:
+            rejects.append(Reject(ref, str(path), problem))
+            return None
+    whole = (start == 0 and isinstance(rec_duration, (int, float))
+             and abs(duration - rec_duration) <= _WHOLE_FILE_TOLERANCE_S)
+    speaker = item.get("speaker")
+    return Entry(ref, path, transcript if isinstance(transcript, str) else "", sup_split,
+                 str(speaker) if speaker not in (None, "") else None, str(sup_id) if sup_id is not None else None,
+                 start, None if whole else start + duration)
+
+
+def _json_items(path: Path, rejects: list[Reject]) -> list[tuple[str, dict]]:
+    """(row_ref, object) for each object of a JSON-lines (or JSON list) manifest; a line that is not
+    a JSON object is a reject naming it."""
+    lines = _read_lines(path)
+    name = path.name
+    if name.removesuffix(".gz").endswith(".json") and lines and lines[0].lstrip().startswith("["):
+        try:
+            data = json.loads("\n".join(lines))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{exc.lineno}: not JSON ({exc.msg})") from None
+        if not isinstance(data, list):
+            raise ValueError(f"{path}: expected a JSON list of objects")
+        parsed = [(f"{name}[{i}]", item, None) for i, item in enumerate(data, start=1)]
+    else:
+        parsed = [(f"{name}:{n}", *_json_line(line)) for n, line in enumerate(lines, start=1) if line.strip()]
+    items = []
+    for ref, item, problem in parsed:
+        if problem is None and not isinstance(item, dict):
+            problem = "malformed line: not a JSON object"
+        if problem:
+            rejects.append(Reject(ref, None, problem))
+        else:
+            items.append((ref, item))
+    return items
+
+
+def _json_line(line: str) -> tuple[object, str | None]:
+    try:
+        return json.loads(line), None
+    except json.JSONDecodeError as exc:
+        return None, f"malformed JSON line ({exc.msg})"
+
 READERS: dict[str, Callable[..., tuple[list[Entry], list[Reject]]]] = {
-    "csv": read_csv, "vivos": read_vivos, "commonvoice": read_commonvoice, "kaldi": read_kaldi}
+    "csv": read_csv, "vivos": read_vivos, "commonvoice": read_commonvoice, "kaldi": read_kaldi,
+    "lhotse": read_lhotse}
 
 
 def excerpt(text: str | None, limit: int = 60) -> str:
@@ -273,6 +428,11 @@ def _read_lines(path: Path) -> list[str]:
         data = path.read_bytes()
     except OSError as exc:
         raise ValueError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if path.suffix == ".gz":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ValueError(f"{path}: not a readable gzip file ({exc})") from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
