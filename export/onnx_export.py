@@ -35,6 +35,7 @@ from vasr.runtime.recognizer import (CONFIG_FILE, INPUT_NAMES, MODEL_FP32, MODEL
 from vasr.kernels import FbankOptions
 from vasr.model import SUBSAMPLING, CtcModel
 from vasr.runtime.stream import STREAM_FP32, STREAM_INT8
+from vasr.staging import stage
 from vasr.text.itn import ITN_VERSION
 from vasr.text.normalize import NORMALIZER_VERSION
 from vasr.text.tokens import BPE_MODEL_FILE, TOKENS_FILE
@@ -227,7 +228,7 @@ def export(config: ExportConfig) -> ExportReport:
     final.parent.mkdir(parents=True, exist_ok=True)
     # everything is written and measured in a sibling folder, then moved in: a failed export leaves
     # the directory as it was, never new files beside old ones
-    out = Path(tempfile.mkdtemp(prefix=f".{final.name}.export-", dir=final.parent))
+    out = stage(final.parent, final.name, "export")
     try:
         report = _export_into(config, loaded, out)
         _install(out, final)

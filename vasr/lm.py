@@ -23,6 +23,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from vasr.embeddings.build import corpus_sentences
+from vasr.staging import stage
 
 __all__ = ["LMConfig", "LMReport", "find_tool", "build_lm"]
 
@@ -105,16 +106,16 @@ def build_lm(config: LMConfig, engine: Engine | None = None) -> LMReport:
     start = time.perf_counter()
     # built in a sibling folder and moved in when complete: a failed or killed build leaves the
     # previous model as it was
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.lm-", dir=out.parent))
+    folder = stage(out.parent, out.name, "lm")
     try:
-        counts, written = _build_into(config, sentences, stage)
+        counts, written = _build_into(config, sentences, folder)
         out.mkdir(exist_ok=True)
         for name in set(LM_FILES) - set(written):
             (out / name).unlink(missing_ok=True)       # an lm.bin of an earlier build with the binary
         for name in written:
-            os.replace(stage / name, out / name)
+            os.replace(folder / name, out / name)
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
     return LMReport(len(sentences), out / "lm.arpa", out / "lm.bin" if config.binary else None, counts,
                     time.perf_counter() - start)
 

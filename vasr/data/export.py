@@ -34,6 +34,7 @@ from sqlalchemy import Connection, select
 from vasr.data.audio import probe
 from vasr.data.manifests import CSV_COLUMNS
 from vasr.db.schema import audio_files, data_splits, transcripts
+from vasr.staging import stage
 
 FORMATS = ("kaldi", "lhotse", "nemo", "csv")
 _WHOLE_FILE_TOLERANCE_S = 1e-3   # an utterance ending this close to its file's end spans the file
@@ -225,9 +226,7 @@ def export_split(conn: Connection, fmt: str, split: str, out: str | os.PathLike,
         raise ValueError(f"{out}: folder exists and is not empty (--force replaces it)")
     rows, recordings = split_rows(conn, split, version)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    tmp = stage(out.parent, out.name, "tmp")
     try:
         _WRITERS[fmt](rows, recordings, tmp, gz)
         if out.is_dir():

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 import zlib
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from vasr.config import to_dict
 from vasr.db.schema import data_splits, embeddings as embeddings_table, transcripts
 from vasr.embeddings.phonetic import sentence_tokens
 from vasr.embeddings.vectors import Embeddings, IndexOptions, WordVectors, compose
+from vasr.staging import stage
 from vasr.text.normalize import normalize
 
 __all__ = ["Word2VecConfig", "EmbedConfig", "EmbedReport", "corpus_sentences", "train_word2vec",
@@ -139,7 +139,7 @@ def save_all(embeddings: list[Embeddings], out_dir: str | os.PathLike) -> list[P
             raise ValueError(f"{out_dir}: exists and is not a directory")
         return [e.save(out_dir) for e in embeddings]
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    tmp = stage(out_dir.parent, out_dir.name, "tmp")
     try:
         names = [e.save(tmp).name for e in embeddings]
         os.rename(tmp, out_dir)

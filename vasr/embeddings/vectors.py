@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from vasr.embeddings.phonetic import phonetic_tokens, token_role
+from vasr.staging import stage
 from vasr.text.normalize import place_tone_marks
 
 __all__ = ["KINDS", "FORMAT", "IndexOptions", "WordVectors", "Embeddings", "LegacyFormatError", "compose",
@@ -237,7 +237,7 @@ def _replace_files(directory: Path, stem: str, writers: dict[str, Callable[[Path
     temporary directory inside ``directory``, then move them into place: the old ``commit`` file
     first out, the new one last in (the kind exists again only once it is there)."""
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{stem}.tmp-", dir=directory))
+    tmp = stage(directory, stem, "tmp")
     try:
         for name, write in writers.items():
             write(tmp / name)
