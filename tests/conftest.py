@@ -67,10 +67,15 @@ def db_url(request, tmp_path) -> str:
     """A fresh, empty database of each backend."""
     if request.param == "sqlite":
         return str(tmp_path / "vasr.db")
+    return new_database(request.getfixturevalue("postgres_server"))
+
+
+def new_database(admin_url: str, prefix: str = "vasr_test") -> str:
+    """The URL of a new, empty database on the server of ``admin_url`` (its name made here, never
+    from input)."""
     import sqlalchemy as sa
 
-    admin_url = request.getfixturevalue("postgres_server")
-    name = f"vasr_test_{uuid.uuid4().hex[:12]}"  # generated here, never from input
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(admin_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))

@@ -112,15 +112,18 @@ def test_set_help_names_a_real_key_of_its_stage():
     import re
 
     from vasr import config as cfg
+    from vasr.clean import CleanConfig
     from vasr.data.synth import SynthConfig
     from vasr.embeddings.build import EmbedConfig
     from vasr.lm import LMConfig
     from vasr.punct.train import PunctConfig
     from vasr.runtime.decode.rescore import RescoreWeights
+    from vasr.segment import SegmentConfig
     from vasr.train import TrainConfig
 
     stages = {("synth",): SynthConfig, ("embed", "build"): EmbedConfig, ("lm", "build"): LMConfig,
-              ("rescore",): RescoreWeights, ("demo",): TrainConfig, ("punct", "train"): PunctConfig}
+              ("rescore",): RescoreWeights, ("demo",): TrainConfig, ("punct", "train"): PunctConfig,
+              ("segment",): SegmentConfig, ("clean",): CleanConfig}
     seen = set()
     for path, parser in _parsers():
         for action in parser._actions:

@@ -81,3 +81,19 @@ def test_cli_eval(trained):
                           "--split", "val", "--db", db, "--beam", "2"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "2 utterances" in out.stdout and "decoder beam2" in out.stdout and "2 predictions stored" in out.stdout
+
+
+def test_cli_eval_per_condition(trained):
+    db, _, result = trained
+    args = [sys.executable, "-m", "vasr", "eval", "--checkpoint", str(result.run_dir / BEST), "--split", "val",
+            "--db", db, "--no-store", "--conditions", "clean,noise,telephone"]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    rows = out.stdout.split("per condition (the same utterances through each channel):\n")[1].splitlines()
+    assert [r.split()[0] for r in rows[1:]] == ["clean", "noise", "telephone"]
+    cer = out.stdout.splitlines()[1].split()[1]                      # "CER 12.34% (...)"
+    assert rows[1].split()[1] == cer                                  # clean is the main score
+    again = subprocess.run(args, capture_output=True, text=True, timeout=120).stdout
+    assert again.splitlines()[1:] == out.stdout.splitlines()[1:]      # seeded: all but the speed line
+    bad = subprocess.run(args[:-1] + ["clean,rain"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "condition 'rain': expected some of clean, noise, reverb" in bad.stderr

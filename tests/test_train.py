@@ -176,7 +176,7 @@ def test_run_rows_in_the_database(db_url, tmp_path):
         assert run.model_id == model.id and Path(model.checkpoint_path).name == BEST
         assert model.num_parameters == sum(p.numel() for p in load_checkpoint(model.checkpoint_path).model.parameters())
         augs = {a.name: a for a in conn.execute(select(data_augmentations)).all()}
-        assert set(augs) == {"speed", "noise", "reverb", "telephone", "volume", "spec"}
+        assert set(augs) == {"speed", "noise", "reverb", "telephone", "codec", "volume", "spec"}
         assert augs["speed"].enabled and augs["speed"].probability == 0.5 and not augs["noise"].enabled
         assert augs["speed"].params["factors"] == [0.9, 1.0, 1.1]
     engine.dispose()

@@ -31,9 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="on an error, the Python traceback instead of one line (or VASR_DEBUG=1); anywhere on "
                              "the command line")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_synth_parser, _import_parser, _db_parser, _bench_parser, _demo_parser, _train_parser,
+    for add in (_synth_parser, _import_parser, _db_parser, _shards_parser, _bench_parser, _demo_parser, _train_parser,
                 _eval_parser, _runs_parser, _export_parser, _transcribe_parser, _embed_parser, _lm_parser,
-                _tune_parser, _bias_eval_parser, _rescore_parser, _punct_parser, _serve_parser):
+                _tune_parser, _bias_eval_parser, _rescore_parser, _punct_parser, _serve_parser,
+                _segment_parser, _align_parser, _clean_parser):
         add(sub)
     return parser
 
@@ -104,6 +105,49 @@ def _import_parser(sub) -> None:
     _add_db(p)
 
 
+def _segment_parser(sub) -> None:
+    p = sub.add_parser("segment", help="a long recording and its whole transcript -> aligned utterances, "
+                                       "imported as segments of the recording")
+    p.add_argument("model_dir", help="exported model directory (vasr export) that aligns the transcript")
+    p.add_argument("recording", help="the long audio file")
+    p.add_argument("transcript", help="UTF-8 text of the whole recording; cuts fall between its sentences "
+                                      "(punctuation or line breaks), else at pauses")
+    p.add_argument("--speaker", help="speaker of every segment")
+    p.add_argument("--split", choices=SPLITS, help="split of every segment")
+    p.add_argument("--dry-run", action="store_true", help="print the segments; do not write the database")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="import the segments that aligned and record the ones that did not")
+    _add_split_version(p, text="split version that --split is written to")
+    _add_config(p, "max_segment_s=15")
+    _add_db(p)
+
+
+def _align_parser(sub) -> None:
+    p = sub.add_parser("align", help="score every utterance of a split by CTC forced alignment of its transcript "
+                                     "(for vasr clean)")
+    p.add_argument("model_dir", nargs="?", help="exported model directory (vasr export); or --checkpoint")
+    p.add_argument("--checkpoint", help="a training checkpoint instead of MODEL_DIR (needs torch)")
+    p.add_argument("--split", default="train", choices=SPLITS, help="database split to score (default train)")
+    _add_split_version(p)
+    p.add_argument("--batch", type=int, help="utterances per model call (default 16)")
+    p.add_argument("--int8", action="store_true", help="MODEL_DIR: use model.int8.onnx instead of model.onnx")
+    p.add_argument("--threads", type=int, help="onnxruntime / torch threads (default 1)")
+    _add_print_config(p)
+    _add_db(p)
+
+
+def _clean_parser(sub) -> None:
+    p = sub.add_parser("clean", help="flag likely-wrong transcripts from vasr align's scores; --write-version: "
+                                     "a split version without them")
+    p.add_argument("--split", default="train", choices=SPLITS, help="split to judge (default train)")
+    _add_split_version(p, text="split version that was aligned (and that --write-version copies)")
+    p.add_argument("--run", type=int, help="alignment run id (default: the newest finished run of the split)")
+    p.add_argument("--write-version", help="write the split version minus the flagged utterances under this name "
+                                           "(train on it with data.split_version=NAME)")
+    p.add_argument("--show", type=int, help="flagged utterances printed (default 50; 0: all)")
+    _add_config(p, "cer_z=5")
+    _add_db(p)
+
 def _db_parser(sub) -> None:
     db = sub.add_parser("db", help="database maintenance and statistics").add_subparsers(
         dest="db_command", required=True, metavar="DB_COMMAND")
@@ -124,6 +168,24 @@ def _db_parser(sub) -> None:
     p.add_argument("--force", action="store_true", help="replace a non-empty OUT")
     p.add_argument("--no-gzip", dest="gzip", action="store_false",
                    help="lhotse: write recordings.jsonl and supervisions.jsonl instead of .jsonl.gz")
+    _add_db(p)
+
+
+def _shards_parser(sub) -> None:
+    shards = sub.add_parser("shards", help="a split as sequential tar shards for training (data.shards=OUT)"
+                            ).add_subparsers(dest="shards_command", required=True, metavar="SHARDS_COMMAND")
+    p = shards.add_parser("write", help="write a split as WebDataset-style tar shards (FLAC + JSON per utterance) "
+                                        "and index.json, atomically")
+    p.add_argument("out", metavar="OUT", help="output folder (must be empty or absent)")
+    p.add_argument("--split", required=True, choices=SPLITS, help="the split to write")
+    _add_split_version(p, text="split version to write")
+    p.add_argument("--utterances-per-shard", type=int, default=1000,
+                   help="utterances per shard, in audio id order (default 1000; train with data.shard_size=N "
+                        "on the database to get the same batches)")
+    p.add_argument("--audio", choices=("flac", "wav"), default="flac",
+                   help="16-bit audio as FLAC (default: half the bytes) or WAV (decodes 6x faster); other "
+                        "samples (resampled, float) are float32 WAV either way")
+    p.add_argument("--force", action="store_true", help="replace a non-empty OUT")
     _add_db(p)
 
 
@@ -163,6 +225,9 @@ def _eval_parser(sub) -> None:
     p.add_argument("--manifest", help="CSV manifest to score instead of a database split")
     p.add_argument("--beam", type=int, default=1, help="prefix beam search with N prefixes (1 = greedy)")
     p.add_argument("--no-store", action="store_true", help="do not write predictions to the database")
+    p.add_argument("--conditions", help="also score through simulated channels, comma-separated: clean, noise, "
+                                        "reverb, telephone, codec (one CER/WER row each)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the conditions' noise, rooms and codecs")
     _add_print_config(p)
     _add_db(p)
 

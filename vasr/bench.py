@@ -32,11 +32,13 @@ from typing import Any
 
 # Unit name -> factor from seconds to the unit's time scale. benchmarks/conftest.py imports this
 # table, so a new unit (e.g. "RTF": 1.0, seconds of compute per second of audio) is one line here.
-UNITS: dict[str, float] = {"ms/s": 1e3, "us/pair": 1e6, "us/word": 1e6, "RTF": 1.0}
+UNITS: dict[str, float] = {"ms/s": 1e3, "us/pair": 1e6, "us/word": 1e6, "RTF": 1.0,
+                           "ms/utt": 1e3,   # ms/utt: reading or writing shards (test_bench_shards)
+                           "us/row": 1e6}   # us/row: corpus import, wall time per segment (test_bench_import)
 
 # Import names of the libraries the kernels are measured against; any may be missing.
 PEERS = ("kaldi_native_fbank", "librosa", "torch", "pyctcdecode", "jiwer", "rapidfuzz", "nemo_text_processing",
-         "editdistance", "onnxruntime", "sherpa_onnx")
+         "editdistance", "onnxruntime", "sherpa_onnx", "lhotse")
 # Import names of our own stack, whose versions the report header shows beside the peers'.
 CORE_LIBRARIES = ("vasr", "numpy", "scipy", "numba", "pytest_benchmark")
 

@@ -116,7 +116,8 @@ def _train(argv: list[str]) -> int:
     """`vasr train ARGV` = `python -m vasr.train ARGV` (its errors end as every command's do)."""
     from vasr import train
 
-    return train.main(argv, prog="vasr train")
+    # the process's own `vasr train ...` (not a call from a test or a notebook) may re-run itself under jemalloc
+    return train.main(argv, prog="vasr train", own_process=sys.argv[1:] == ["train", *argv])
 
 
 def _synth(args) -> int:
@@ -197,6 +198,19 @@ def _print_stats(engine, split_version: str) -> None:
         print(f"{r.split:<8}{r.utterances:>12}{r.hours:>10.3f}{r.speakers:>10}{r.words:>10}")
 
 
+def _shards(args) -> int:
+    from vasr.data.shards import write_shards
+    from vasr.data.utterance import DataSource
+    from vasr.db.runs import load_utterances
+
+    if args.utterances_per_shard < 1:
+        raise ValueError(f"--utterances-per-shard must be >= 1, got {args.utterances_per_shard}")
+    records = load_utterances(DataSource(args.split, args.split_version), args.db)
+    print(write_shards(records, args.out, args.utterances_per_shard, args.split, args.split_version,
+                       args.force, codec=args.audio).format())
+    return 0
+
+
 def _bench(args) -> int:
     from vasr.bench import run_bench
 
@@ -222,7 +236,8 @@ def _eval(args) -> int:
     from vasr.evaluate import EvalConfig, evaluate
 
     config = EvalConfig(checkpoint=args.checkpoint, source=DataSource(args.split, args.split_version, args.manifest),
-                        beam=args.beam, db=args.db, store=not args.no_store)
+                        beam=args.beam, db=args.db, store=not args.no_store, seed=args.seed,
+                        conditions=tuple(c.strip() for c in (args.conditions or "").split(",") if c.strip()))
     if args.print_config:
         return _print_config(config)
     print(evaluate(config).format())
@@ -405,6 +420,57 @@ def _punct(args) -> int:
     return 0
 
 
+def _segment(args) -> int:
+    from vasr.data.importers import ImportOptions, ImportRejected
+    from vasr.db import store
+    from vasr.segment import SegmentConfig, run
+
+    config = _stage_config(SegmentConfig, args, {"speaker": args.speaker, "split": args.split})
+    if args.print_config:
+        return _print_config(config)
+    engine = None if args.dry_run else store.connect(args.db)
+    options = ImportOptions(skip_bad=args.skip_bad, split_version=args.split_version)
+    try:
+        cuts, gaps, report = run(args.model_dir, args.recording, args.transcript, config, engine, options)
+    except ImportRejected as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    for c in cuts:
+        print(f"{c.start_s:9.2f} {c.end_s:9.2f}  {c.confidence:.2f}  {c.text}")
+    for start, end in gaps:
+        print(f"vasr segment: warning: sound at {start:.2f}-{end:.2f} s is in no segment (speech the transcript "
+              "leaves out?)", file=sys.stderr)
+    if report is not None:
+        print(report.format())
+    return 0
+
+
+def _align(args) -> int:
+    from vasr.align import AlignConfig, align_split
+
+    flags = {"batch": args.batch, "threads": args.threads}
+    config = dataclasses.replace(
+        AlignConfig(model_dir=args.model_dir, checkpoint=args.checkpoint, split=args.split,
+                    split_version=args.split_version, db=args.db,
+                    model_file="model.int8.onnx" if args.int8 else "model.onnx"),
+        **{k: v for k, v in flags.items() if v is not None})
+    if args.print_config:
+        return _print_config(config)
+    print(align_split(config).format())
+    return 0
+
+
+def _clean(args) -> int:
+    from vasr.clean import CleanConfig, clean
+
+    config = _stage_config(CleanConfig, args, {"split": args.split, "split_version": args.split_version,
+                                               "run": args.run, "write_version": args.write_version,
+                                               "db": args.db, "show": args.show})
+    if args.print_config:
+        return _print_config(config)
+    print(clean(config).format())
+    return 0
+
 def _serve(args) -> int:
     import os
 
@@ -419,7 +485,7 @@ def _serve(args) -> int:
 
 
 # `train` is not here: main() hands `vasr train ARGS` to vasr.train.main before argparse sees it
-_COMMANDS = {"synth": _synth, "import": _import, "db": _db, "bench": _bench, "demo": _demo, "eval": _eval,
+_COMMANDS = {"synth": _synth, "import": _import, "db": _db, "shards": _shards, "bench": _bench, "demo": _demo, "eval": _eval,
              "runs": _runs, "export": _export, "transcribe": _transcribe, "embed": _embed, "lm": _lm,
              "rescore": _rescore, "tune": _tune, "bias-eval": _bias_eval, "punct": _punct,
-             "serve": _serve}
+             "serve": _serve, "segment": _segment, "align": _align, "clean": _clean}

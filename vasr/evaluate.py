@@ -6,7 +6,10 @@ runtime's decoder (``vasr.runtime.decode.Decoder``: greedy or prefix beam search
 utterance's prediction is stored in the predictions table (database utterances only: a prediction
 row needs its audio row). The error report lists the most frequent word and character
 substitutions, the CER per speaker, and the word error rate per tone mark, with the share of
-errors that only got the tone wrong.
+errors that only got the tone wrong. ``--conditions clean,noise,reverb,telephone,codec`` also
+scores the same utterances through each simulated channel (``vasr.data.augment.CONDITIONS``:
+10-20 dB noise, a room of RT60 0.3-0.8 s, an 8 kHz G.711 telephone line, MP3/Opus/Vorbis), the
+same audio for the same ``--seed``: one CER/WER row per condition.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from vasr.checkpoint import load_checkpoint
+from vasr.data.augment import CONDITIONS, AugmentConfig
 from vasr.data.audio import probe
 from vasr.data.dataset import BatchDataset, loader, make_batches
 from vasr.data.utterance import DataSource
@@ -44,6 +48,15 @@ class EvalConfig:
     max_frames: int = 30000              # padded fbank frames per inference batch
     top: int = 10                        # rows of each error-report table
     device: str = "cpu"
+    conditions: tuple[str, ...] = ()     # also score under these channels (vasr.data.augment.CONDITIONS)
+    seed: int = 0                        # of the conditions' noise, rooms, codecs: the same seed, the same audio
+
+    def __post_init__(self) -> None:
+        from vasr.data.augment import CONDITIONS
+
+        unknown = [c for c in self.conditions if c not in CONDITIONS]
+        if unknown:
+            raise ValueError(f"condition {unknown[0]!r}: expected some of {', '.join(CONDITIONS)}")
 
 
 @dataclass
@@ -59,6 +72,7 @@ class EvalReport:
     per_speaker: list[tuple[str, int, float]] = field(default_factory=list)     # speaker, utterances, CER
     per_tone: list[tuple[str, int, int, int]] = field(default_factory=list)     # tone, words, errors, tone-only
     stored: int = 0                      # prediction rows written
+    conditions: list[tuple[str, ErrorRate, ErrorRate]] = field(default_factory=list)   # name, CER, WER
 
     def format(self) -> str:
         lines = [f"{self.utterances} utterances, {self.audio_s / 60:.1f} min of audio, decoder {self.decoder}, "
@@ -80,6 +94,10 @@ class EvalReport:
         if self.per_speaker:
             lines.append("CER per speaker (worst first):")
             lines += [f"  {100 * c:6.2f}%  {n:>5} utts  {s}" for s, n, c in self.per_speaker]
+        if self.conditions:
+            lines.append("per condition (the same utterances through each channel):")
+            lines.append(f"  {'condition':<10} {'CER':>7} {'WER':>7}")
+            lines += [f"  {name:<10} {100 * cer.rate:6.2f}% {100 * wer.rate:6.2f}%" for name, cer, wer in self.conditions]
         if self.stored:
             lines.append(f"{self.stored} predictions stored")
         return "\n".join(lines)
@@ -130,6 +148,26 @@ def error_report(refs: list[str], hyps: list[str], speakers: list[str | None], t
             "per_tone": [(t, *tones[t]) for t in TONE_NAMES.values() if t in tones]}
 
 
+def _transcribe(model, records: list, decoder: Decoder, config: EvalConfig,
+                augment: AugmentConfig | None) -> dict[int, tuple[str, float, float]]:
+    """record index -> (text, confidence, seconds of model and search), the audio through ``augment``
+    (deterministic: the batches' generators come from ``config.seed``)."""
+    batches = make_batches([r.duration_s for r in records], config.max_frames, 0, 0, shuffle=False)
+    results: dict[int, tuple[str, float, float]] = {}
+    dataset = BatchDataset(records, batches, None, augment=augment, seed=config.seed)
+    for indices, batch in zip(batches, loader(dataset)):
+        t0 = time.perf_counter()
+        log_probs, lens = model(batch["x"].to(config.device), batch["x_lens"].to(config.device))
+        lp = log_probs.cpu().numpy()
+        for k, index in enumerate(indices):
+            frames = lp[k, : int(lens[k])]
+            best = decoder.decode(frames).best
+            results[index] = (best.text, math.exp(best.acoustic / max(1, len(frames))), 0.0)
+        share = (time.perf_counter() - t0) / len(indices)
+        results.update({i: (*results[i][:2], share) for i in indices})
+    return results
+
+
 @torch.no_grad()
 def evaluate(config: EvalConfig) -> EvalReport:
     """Transcribe and score the split or manifest of ``config``; store predictions when asked."""
@@ -139,26 +177,19 @@ def evaluate(config: EvalConfig) -> EvalReport:
         records = [replace(r, duration_s=probe(r.path).duration_s) for r in records]
     name = f"beam{config.beam}" if config.beam > 1 else "greedy"
     decoder = Decoder(loaded.tokenizer.symbols, DecodeSettings(beam=config.beam), loaded.tokenizer)
-    batches = make_batches([r.duration_s for r in records], config.max_frames, 0, 0, shuffle=False)
-    results: dict[int, tuple[str, float, float]] = {}        # record index -> text, confidence, seconds
     start = time.perf_counter()
-    dataset = BatchDataset(records, batches, None)
-    for indices, batch in zip(batches, loader(dataset)):
-        t0 = time.perf_counter()
-        log_probs, lens = loaded.model(batch["x"].to(config.device), batch["x_lens"].to(config.device))
-        lp = log_probs.cpu().numpy()
-        for k, index in enumerate(indices):
-            frames = lp[k, : int(lens[k])]
-            best = decoder.decode(frames).best
-            results[index] = (best.text, math.exp(best.acoustic / max(1, len(frames))), 0.0)
-        share = (time.perf_counter() - t0) / len(indices)
-        results.update({i: (*results[i][:2], share) for i in indices})
+    results = _transcribe(loaded.model, records, decoder, config, None)
     seconds = time.perf_counter() - start
     refs = [r.text for r in records]
     hyps = [results[i][0] for i in range(len(records))]
     report = EvalReport(name, len(records), sum(r.duration_s for r in records), seconds,
                         corpus_cer(refs, hyps), corpus_wer(refs, hyps),
                         **error_report(refs, hyps, [r.speaker for r in records], config.top))
+    for condition in config.conditions:
+        heard = results if condition == "clean" else _transcribe(loaded.model, records, decoder, config,
+                                                                  CONDITIONS[condition])
+        got = [heard[i][0] for i in range(len(records))]
+        report.conditions.append((condition, corpus_cer(refs, got), corpus_wer(refs, got)))
     if config.store and not config.source.manifest:
         engine = store.connect(config.db)
         model_id = checkpoint_model_id(engine, loaded, config.checkpoint)

@@ -14,7 +14,7 @@ import socket
 import tempfile
 from pathlib import Path
 
-__all__ = ["stage"]
+__all__ = ["stage", "publish"]
 
 
 def stage(parent: Path, target: str, kind: str) -> Path:
@@ -33,6 +33,18 @@ def stage(parent: Path, target: str, kind: str) -> Path:
     os.umask(umask)
     folder.chmod(0o777 & ~umask)     # mkdtemp's 0700 would follow the folder when it is renamed into place
     return folder
+
+
+def publish(folder: Path, target: Path) -> None:
+    """Move the complete staging ``folder`` to ``target``, replacing a ``target`` folder that exists:
+    the old one is renamed aside, the new one renamed in, the old one removed."""
+    if target.is_dir():
+        old = target.parent / f".{target.name}.old-{os.getpid()}"
+        target.rename(old)
+        folder.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        folder.rename(target)
 
 
 def _alive(pid: int) -> bool:

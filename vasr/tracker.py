@@ -206,10 +206,20 @@ def hardware(device: torch.device, world: int) -> dict:
     """What the training_runs row records about the machine."""
     info = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
             "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(), "device": str(device),
-            "world_size": world, "vasr": __version__}
+            "world_size": world, "vasr": __version__, "allocator": allocator()}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
+
+
+def allocator() -> str:
+    """The malloc this process runs on: jemalloc when it is mapped in (``vasr.train.use_jemalloc``),
+    else the C library's."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            return "jemalloc" if "libjemalloc" in maps.read() else "libc"
+    except OSError:
+        return "libc"
 
 
 def checkpoint_model_id(engine: Engine, loaded: Loaded, checkpoint: str | os.PathLike) -> int:

@@ -64,13 +64,35 @@ class AudioScan:
 
     def level(self, start_s: float = 0.0, end_s: float | None = None) -> tuple[float, float]:
         """(peak, clipped share of the samples) between ``start_s`` and ``end_s`` (seconds)."""
-        rate = self.info.sample_rate
-        first = max(0, int(start_s * rate) // self.window)
-        last = self.peaks.size if end_s is None else min(self.peaks.size, -(-int(round(end_s * rate)) // self.window))
-        if last <= first:
-            return 0.0, 0.0
-        frames = (last - first) * self.window * self.info.channels
-        return float(self.peaks[first:last].max()), float(self.clipped[first:last].sum()) / frames
+        peaks, clipped = self.levels(np.array([start_s]), np.array([np.nan if end_s is None else end_s]))
+        return float(peaks[0]), float(clipped[0])
+
+    def levels(self, starts_s: np.ndarray, ends_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``level`` of many segments at once: float64 (N,) peaks and clipped shares of the segments
+        ``starts_s[i]``-``ends_s[i]`` (seconds; an end of NaN: to the end of the file). One pass over
+        the envelope per call instead of a few numpy calls per segment (an import of a million
+        segments of one file)."""
+        rate, size = self.info.sample_rate, self.peaks.size
+        starts_s, ends_s = np.asarray(starts_s, dtype=np.float64), np.asarray(ends_s, dtype=np.float64)
+        # the same integer arithmetic as one segment at a time: int() truncates, round() to even
+        first = np.minimum(size, np.maximum(0, (starts_s * rate).astype(np.int64) // self.window))
+        last = np.full(first.shape, size, dtype=np.int64)
+        bounded = ~np.isnan(ends_s)
+        last[bounded] = np.minimum(size, -(-np.round(ends_s[bounded] * rate).astype(np.int64) // self.window))
+        valid = last > first
+        peaks = np.zeros(first.shape, dtype=np.float64)
+        clipped = np.zeros(first.shape, dtype=np.float64)
+        if valid.any():
+            f, l = first[valid], last[valid]
+            order = np.argsort(f, kind="stable")   # by start: the gaps reduceat also walks sum to <= size
+            bounds = np.empty(2 * f.size, dtype=np.int64)
+            bounds[0::2], bounds[1::2] = f[order], l[order]
+            maxima = np.empty(f.size, dtype=np.float64)
+            maxima[order] = np.maximum.reduceat(np.append(self.peaks, np.float32(0)), bounds)[0::2]
+            peaks[valid] = maxima
+            total = np.concatenate(([0], np.cumsum(self.clipped, dtype=np.int64)))
+            clipped[valid] = (total[l] - total[f]) / ((l - f) * self.window * self.info.channels)
+        return peaks, clipped
 
 
 def scan(path: str | Path) -> AudioScan:

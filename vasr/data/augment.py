@@ -3,16 +3,20 @@
 Each effect has its own options with a probability (0 = off) and is drawn from the caller's
 ``numpy.random.Generator``, so a batch is augmented identically whatever the worker that builds
 it (the dataset seeds one generator per batch). Libraries: soxr for speed perturbation (Kaldi's
-``sox speed``: tempo and pitch together), scipy for filters and the reverberation convolution;
-the noise is synthetic coloured noise and the room a synthetic exponentially decaying impulse
-response, so nothing needs a noise or RIR corpus.
+``sox speed``: tempo and pitch together) and the telephone's 8 kHz, scipy for filters and the
+reverberation convolution, libsndfile (soundfile) for the lossy codecs (MP3, Opus, Vorbis, encoded
+and decoded in memory); the noise is synthetic coloured noise and the room a synthetic exponentially
+decaying impulse response, so nothing needs a noise or RIR corpus. ``vasr eval --conditions`` scores
+a split under each channel with these same effects (``CONDITIONS``).
 """
 from __future__ import annotations
 
 import dataclasses
+import io
 from dataclasses import dataclass, field
 
 import numpy as np
+import soundfile as sf
 import soxr
 from scipy import signal
 
@@ -21,6 +25,12 @@ from vasr.runtime.audio import TARGET_RATE
 NOISE_COLOURS = ("white", "pink", "brown")   # power spectrum slope 0, -1, -2 (per octave: 0, -3, -6 dB)
 RT60_DECAY_DB = 60.0                          # reverberation time = time for the tail to fall by 60 dB
 TELEPHONE_ORDER = 4                           # Butterworth band-pass order (per side)
+COMPANDING = ("ulaw", "alaw", "none")         # G.711's two 8-bit laws, or 16-bit linear
+MU = 255.0                                    # G.711 mu-law
+A_LAW = 87.6                                  # G.711 A-law
+# libsndfile (format, subtype) of each codec; its compression level 0..1 goes from best quality to smallest
+CODECS = {"mp3": ("MP3", "MPEG_LAYER_III"), "opus": ("OGG", "OPUS"), "vorbis": ("OGG", "VORBIS")}
+MAX_COMPRESSION = 0.9                         # libsndfile's MP3 encoder refuses 1.0
 _EPS = 1e-10
 
 
@@ -48,6 +58,15 @@ class ReverbConfig:
 class TelephoneConfig:
     prob: float = 0.0
     band_hz: tuple[float, float] = (300.0, 3400.0)      # pass band of a narrow-band telephone channel
+    rate: int = 8000                                    # the channel's sample rate; 16000 = band-pass only
+    companding: tuple[str, ...] = ("ulaw", "alaw")      # G.711 laws drawn per utterance ("none": linear)
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    prob: float = 0.0
+    codecs: tuple[str, ...] = ("mp3", "opus", "vorbis")  # drawn per utterance
+    compression: tuple[float, float] = (0.5, 0.9)        # libsndfile compression level range (0 best quality)
 
 
 @dataclass(frozen=True)
@@ -72,6 +91,7 @@ class AugmentConfig:
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     reverb: ReverbConfig = field(default_factory=ReverbConfig)
     telephone: TelephoneConfig = field(default_factory=TelephoneConfig)
+    codec: CodecConfig = field(default_factory=CodecConfig)
     volume: VolumeConfig = field(default_factory=VolumeConfig)
     spec: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
 
@@ -128,14 +148,65 @@ def reverberate(wave: np.ndarray, ir: np.ndarray) -> np.ndarray:
     return (wet * (peak_in / peak_out if peak_out > 0 else 1.0)).astype(np.float32)
 
 
-def telephone(wave: np.ndarray, band_hz: tuple[float, float]) -> np.ndarray:
-    """Band-limit to a telephone channel (Butterworth band-pass)."""
+def telephone(wave: np.ndarray, band_hz: tuple[float, float], rate: int = 8000, law: str = "none") -> np.ndarray:
+    """A narrow-band telephone channel: Butterworth band-pass, down to ``rate`` and back (soxr), and
+    G.711 8-bit companding (``law`` ulaw | alaw; none = linear). Same length as ``wave``."""
+    if law not in COMPANDING:
+        raise ValueError(f"telephone companding {law!r}: expected one of {', '.join(COMPANDING)}")
     sos = signal.butter(TELEPHONE_ORDER, band_hz, btype="bandpass", fs=TARGET_RATE, output="sos")
-    return signal.sosfilt(sos, wave).astype(np.float32)
+    x = signal.sosfilt(sos, wave)
+    if rate != TARGET_RATE:
+        x = soxr.resample(x, TARGET_RATE, rate, quality="HQ")
+    x = np.clip(x, -1.0, 1.0)
+    if law != "none":
+        x = _expand(np.round(_compress(x, law) * 127.0) / 127.0, law)   # 8 bits: sign + 7
+    if rate != TARGET_RATE:
+        x = soxr.resample(x, rate, TARGET_RATE, quality="HQ")
+    out = np.zeros(len(wave), np.float32)
+    out[:min(len(x), len(wave))] = x[:len(wave)]
+    return out
+
+
+def _compress(x: np.ndarray, law: str) -> np.ndarray:
+    """G.711's continuous companding curve, [-1, 1] -> [-1, 1]."""
+    a = np.abs(x)
+    if law == "ulaw":
+        return np.sign(x) * np.log1p(MU * a) / np.log1p(MU)
+    small = a < 1 / A_LAW
+    y = np.where(small, A_LAW * a, 1 + np.log(np.maximum(A_LAW * a, 1.0)))
+    return np.sign(x) * y / (1 + np.log(A_LAW))
+
+
+def _expand(y: np.ndarray, law: str) -> np.ndarray:
+    """The inverse of ``_compress``."""
+    b = np.abs(y)
+    if law == "ulaw":
+        return np.sign(y) * np.expm1(b * np.log1p(MU)) / MU
+    t = b * (1 + np.log(A_LAW))
+    return np.sign(y) * np.where(t < 1, t / A_LAW, np.exp(t - 1) / A_LAW)
+
+
+def codec(wave: np.ndarray, name: str, compression: float) -> np.ndarray:
+    """``wave`` encoded with the lossy codec ``name`` (``CODECS``) at libsndfile's ``compression``
+    level and decoded again, in memory; same length as ``wave``."""
+    if name not in CODECS:
+        raise ValueError(f"codec {name!r}: expected one of {', '.join(CODECS)}")
+    container, subtype = CODECS[name]
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(wave, -1.0, 1.0), TARGET_RATE, format=container, subtype=subtype,
+             compression_level=min(max(compression, 0.0), MAX_COMPRESSION))
+    buffer.seek(0)
+    decoded, rate = sf.read(buffer, dtype="float32")
+    if rate != TARGET_RATE:
+        decoded = soxr.resample(decoded, rate, TARGET_RATE)
+    out = np.zeros(len(wave), np.float32)
+    out[:min(len(decoded), len(wave))] = decoded[:len(wave)]
+    return out
 
 
 def augment_wave(wave: np.ndarray, config: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
-    """Apply the enabled waveform effects (speed, reverb, telephone, noise, volume) each with its probability.
+    """Apply the enabled waveform effects (speed, reverb, telephone, codec, noise, volume) each with its
+    probability.
 
     wave: float32 (S,) at 16 kHz. Returns float32 (S',), S' = S unless speed changed it.
     """
@@ -145,13 +216,26 @@ def augment_wave(wave: np.ndarray, config: AugmentConfig, rng: np.random.Generat
         wave = reverberate(wave, impulse_response(rng, rng.uniform(*config.reverb.rt60_s),
                                                   rng.uniform(*config.reverb.direct_ratio_db)))
     if config.telephone.prob > 0 and rng.random() < config.telephone.prob:
-        wave = telephone(wave, config.telephone.band_hz)
+        wave = telephone(wave, config.telephone.band_hz, config.telephone.rate,
+                         str(rng.choice(config.telephone.companding)))
+    if config.codec.prob > 0 and rng.random() < config.codec.prob:
+        wave = codec(wave, str(rng.choice(config.codec.codecs)), rng.uniform(*config.codec.compression))
     if config.noise.prob > 0 and rng.random() < config.noise.prob:
         noise = coloured_noise(rng, len(wave), str(rng.choice(config.noise.colours)))
         wave = add_noise(wave, rng.uniform(*config.noise.snr_db), noise)
     if config.volume.prob > 0 and rng.random() < config.volume.prob:
         wave = wave * np.float32(10 ** (rng.uniform(*config.volume.gain_db) / 20))
     return np.clip(wave, -1.0, 1.0).astype(np.float32, copy=False)
+
+
+# the channels `vasr eval --conditions` scores a split under: each effect always on, drawn from the seed
+CONDITIONS = {
+    "clean": AugmentConfig(),
+    "noise": AugmentConfig(noise=NoiseConfig(prob=1.0, snr_db=(10.0, 20.0))),
+    "reverb": AugmentConfig(reverb=ReverbConfig(prob=1.0, rt60_s=(0.3, 0.8))),
+    "telephone": AugmentConfig(telephone=TelephoneConfig(prob=1.0)),
+    "codec": AugmentConfig(codec=CodecConfig(prob=1.0)),
+}
 
 
 def spec_augment(feats: np.ndarray, config: SpecAugmentConfig, rng: np.random.Generator,

@@ -5,11 +5,13 @@ so training sees exactly what the ONNX runtime will feed the model. Batches are 
 and capped by padded frames (``max_frames`` = batch size x longest utterance); their order and
 their augmentation are functions of (seed, epoch, batch index) only, so a run is deterministic
 with any number of DataLoader workers, and a resumed run picks up at the batch where it stopped.
+``plan_batches`` plans the same way over shards (or the database cut into the same chunks), within
+windows of a few shards (``vasr.data.shards`` reads them).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -23,6 +25,7 @@ from vasr.text.tokens import Tokenizer
 
 FRAMES_PER_SECOND = 100      # fbank frames per second of audio (10 ms shift)
 PAD_VALUE = -23.0259         # log(1e-10): what sherpa-onnx pads features with; the model masks it anyway
+SHARD_STREAM = 2             # random stream of plan_batches (make_batches draws from [seed, epoch])
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,11 @@ class DataConfig:
     max_duration_s: float = 30.0         # longer training utterances are skipped (counted in the log)
     dither: float = 0.0                  # fbank dither (std, waveform units) in training; 0 = off
     cmvn_utterances: int = 0             # training utterances the CMVN statistics use; 0 = all
+    shards: str | None = None            # read the training split from these shards (`vasr shards write`): their
+                                         # folder, index.json, or an http(s) URL of it; None = the database
+    shard_size: int = 0                  # database only: plan batches over canonical chunks of this many
+                                         # utterances, as shards of this size are (0 = over the whole split)
+    shuffle_shards: int = 4              # shards (or chunks) per shuffle window: batches are drawn within one
 
     @property
     def fbank(self) -> FbankOptions:
@@ -65,7 +73,15 @@ def make_batches(durations: Sequence[float], max_frames: int, seed: int, epoch: 
     each gets every ``world_size``-th batch, the count cut to a multiple of ``world_size`` so that
     all ranks step together.
     """
-    rng = np.random.default_rng([seed, epoch])
+    batches = bucket_batches(durations, max_frames, np.random.default_rng([seed, epoch]), num_buckets, shuffle)
+    usable = len(batches) - len(batches) % world_size if world_size > 1 else len(batches)
+    return batches[rank:usable:world_size]
+
+
+def bucket_batches(durations: Sequence[float], max_frames: int, rng: np.random.Generator, num_buckets: int = 1,
+                   shuffle: bool = True) -> list[list[int]]:
+    """The batches of ``make_batches`` (all of them, in their order), drawn with ``rng``: the one
+    batching rule of a whole split (``make_batches``) and of a window of shards (``vasr.data.shards``)."""
     order = np.argsort(np.asarray(durations, dtype=np.float64), kind="stable")
     buckets = np.array_split(order, max(1, min(num_buckets, len(order)))) if shuffle else [order]
     batches: list[list[int]] = []
@@ -84,8 +100,52 @@ def make_batches(durations: Sequence[float], max_frames: int, seed: int, epoch: 
             batches.append(current)
     if shuffle:
         batches = [batches[i] for i in rng.permutation(len(batches))]
-    usable = len(batches) - len(batches) % world_size if world_size > 1 else len(batches)
-    return batches[rank:usable:world_size]
+    return batches
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One epoch's batches for one rank: index lists into the training records, and the window
+    (shards ``windows[w]``) each batch is drawn from."""
+    batches: list[list[int]]
+    window_of: list[int] = field(default_factory=list)      # batch -> window number (non-decreasing)
+    windows: list[list[int]] = field(default_factory=list)  # window -> shard (chunk) numbers, in read order
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def plan_batches(chunks: Sequence[Sequence[int]], durations: Sequence[float], max_frames: int, seed: int, epoch: int,
+                 num_buckets: int = 1, window: int = 4, rank: int = 0, world_size: int = 1) -> Plan:
+    """The batches of epoch ``epoch`` on ``rank``, planned from durations only.
+
+    chunks: the record indices of each shard (or database chunk), in shard order; durations: seconds,
+    by record index. The shards are permuted with rng(seed, epoch) (the same on every rank), rank r
+    takes every ``world_size``-th from r, walks them in windows of ``window`` shards and batches each
+    window with ``bucket_batches`` (rng(seed, epoch, rank, window)); every rank's list is cut to the
+    shortest rank's length so that all step together.
+    """
+    if len(chunks) < world_size:
+        raise ValueError(f"{len(chunks)} shards cannot feed {world_size} ranks: write smaller shards "
+                         f"(vasr shards write --utterances-per-shard) or train on fewer ranks")
+    order = np.random.default_rng([seed, epoch, SHARD_STREAM]).permutation(len(chunks)).tolist()
+    plans = [_rank_plan(chunks, durations, order[r::world_size], max_frames, seed, epoch, num_buckets, window, r)
+             for r in range(world_size)]
+    keep = min(len(p) for p in plans)
+    mine = plans[rank]
+    return Plan(mine.batches[:keep], mine.window_of[:keep], mine.windows)
+
+
+def _rank_plan(chunks, durations, shards: list[int], max_frames, seed, epoch, num_buckets, window, rank) -> Plan:
+    batches, window_of, windows = [], [], []
+    for w, start in enumerate(range(0, len(shards), max(1, window))):
+        members = [j for s in shards[start:start + window] for j in chunks[s]]
+        windows.append(shards[start:start + window])
+        rng = np.random.default_rng([seed, epoch, SHARD_STREAM, rank, w])
+        local = bucket_batches([durations[j] for j in members], max_frames, rng, num_buckets) if members else []
+        batches += [[members[k] for k in b] for b in local]
+        window_of += [w] * len(local)
+    return Plan(batches, window_of, windows)
 
 
 class TargetEncoder:
@@ -134,7 +194,7 @@ class BatchDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         rng = np.random.default_rng([self.seed, self.epoch, i, 1])   # this batch's augmentation, whoever builds it
         recs = [self.records[j] for j in self.batches[i]]
-        waves = [audio.load(r.path, r.start_s, r.end_s) for r in recs]
+        waves = self.waves(i)
         if self.augment is not None:
             waves = [augment_wave(w, self.augment, rng) for w in waves]
         feats = compute_fbank_batch(waves, self.fbank, rng if self.fbank.dither > 0 else None)
@@ -142,6 +202,11 @@ class BatchDataset(Dataset):
             feats = [spec_augment(f, self.augment.spec, rng, self.spec_fill) for f in feats]
         targets = [self.encoder(r.text) for r in recs] if self.encoder is not None else None
         return collate(feats, targets, recs, sum(len(w) for w in waves) / audio.TARGET_RATE)
+
+    def waves(self, i: int) -> list[np.ndarray]:
+        """float32 (S,) 16 kHz samples of each utterance of batch i; here from its audio file
+        (``vasr.data.shards.ShardBatchDataset`` reads them from shards)."""
+        return [audio.load(r.path, r.start_s, r.end_s) for r in (self.records[j] for j in self.batches[i])]
 
 
 def collate(feats: Sequence[np.ndarray], targets: Sequence[list[int]] | None, recs: Sequence[Utterance],
@@ -174,15 +239,18 @@ def _as_built(batch: dict) -> dict:
 
 
 def compute_cmvn(records: Sequence[Utterance], fbank: FbankOptions = FbankOptions(),
-                 limit: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                 limit: int = 0, waves: Iterable[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-bin mean and standard deviation (float64 (F,) each) of the fbank of ``records``
-    (the first ``limit`` when limit > 0), over every frame."""
+    (the first ``limit`` when limit > 0), over every frame. ``waves``: their samples in the same
+    order, when they come from elsewhere than the records' files (shards)."""
     chosen = records[:limit] if limit > 0 else records
+    if waves is None:
+        waves = (audio.load(r.path, r.start_s, r.end_s) for r in chosen)
     total = np.zeros(fbank.num_bins)
     squares = np.zeros(fbank.num_bins)
     count = 0
-    for r in chosen:
-        f = compute_fbank_batch([audio.load(r.path, r.start_s, r.end_s)], fbank)[0].astype(np.float64)
+    for _, wave in zip(chosen, waves):
+        f = compute_fbank_batch([wave], fbank)[0].astype(np.float64)
         total += f.sum(axis=0)
         squares += (f ** 2).sum(axis=0)
         count += len(f)

@@ -34,7 +34,7 @@ from sqlalchemy import Connection, select
 from vasr.data.audio import probe
 from vasr.data.manifests import CSV_COLUMNS
 from vasr.db.schema import audio_files, data_splits, transcripts
-from vasr.staging import stage
+from vasr.staging import publish, stage
 
 FORMATS = ("kaldi", "lhotse", "nemo", "csv")
 _WHOLE_FILE_TOLERANCE_S = 1e-3   # an utterance ending this close to its file's end spans the file
@@ -229,13 +229,7 @@ def export_split(conn: Connection, fmt: str, split: str, out: str | os.PathLike,
     tmp = stage(out.parent, out.name, "tmp")
     try:
         _WRITERS[fmt](rows, recordings, tmp, gz)
-        if out.is_dir():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
+        publish(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     hours = sum(r.end_s - r.start_s for r in rows) / 3600

@@ -7,18 +7,19 @@ from __future__ import annotations
 
 import csv
 import gzip
+import itertools
 import json
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "dev": "val", "test": "test"}
 CSV_COLUMNS = ("file_path", "transcript", "split", "speaker_id", "dialect")
 MAX_FIELD_BYTES = 128 * 1024   # the longest field (path, transcript) a manifest row may hold, UTF-8
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)   # slots: an import of a million rows holds a million of these
 class Reject:
     """A row that cannot be imported, and why."""
     row_ref: str     # "manifest.csv:12", "prompts.txt:3" or an utterance id
@@ -26,7 +27,7 @@ class Reject:
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     """One utterance as a corpus lists it, before its audio is looked at."""
     row_ref: str                  # where it came from, for error messages: "train.tsv:7"
@@ -194,36 +195,103 @@ def read_kaldi(root: Path, split: str | None = None, audio_root: Path | None = N
     base = audio_root or root
     rejects: list[Reject] = []
     wav = _kaldi_table(root / "wav.scp", rejects)
-    texts = _kaldi_table(root / "text", rejects, allow_empty_value=True)
-    speakers = _kaldi_table(root / "utt2spk", rejects) if (root / "utt2spk").is_file() else {}
-    segments = _kaldi_table(root / "segments", rejects) if (root / "segments").is_file() else None
-    entries = []
-    for utt_id, (ref, text) in texts.items():
+    texts = _iter_lines(root / "text")   # first, as ever: a text that is not UTF-8 is the error reported
+    first_text = next(texts, None)
+    text_rejects: list[Reject] = []
+    table_rejects: list[Reject] = []
+    speakers = _kaldi_values(root / "utt2spk", table_rejects) if (root / "utt2spk").is_file() else {}
+    segments = (_kaldi_values(root / "segments", table_rejects, _segment) if (root / "segments").is_file()
+                else None)
+    # a corpus of a million lines: one pass over text without a table of it; values and paths shared
+    entries, entry_rejects = [], []
+    resolved: dict[str, Path] = {}   # recording -> its path: one Path per file, shared by its segments
+    seen: set[str] = set()
+    shared: dict[str, str] = {}   # transcripts read more than once (a read-speech corpus's prompts) kept once
+    lines = itertools.chain(() if first_text is None else (first_text,), texts)
+    for line_no, line in enumerate(lines, start=1):
+        utt_id, _, text = line.strip().partition(" ")
+        if not utt_id:
+            continue
+        ref = f"text:{line_no}"
+        if utt_id in seen:
+            first = next(n for n, earlier in enumerate(_iter_lines(root / "text"), start=1)
+                         if earlier.strip().partition(" ")[0] == utt_id)
+            text_rejects.append(Reject(ref, None, f"duplicate key {utt_id} (first at text:{first})"))
+            continue
+        seen.add(utt_id)
+        text = text.strip()
+        if len(shared) < _SHARED_VALUES:
+            text = shared.setdefault(text, text)
+        else:
+            text = shared.get(text, text)
         if segments is not None:
-            if utt_id not in segments:
-                rejects.append(Reject(ref, None, f"utterance {utt_id} has no line in segments"))
+            segment = segments.get(utt_id)
+            if segment is None:
+                entry_rejects.append(Reject(ref, None, f"utterance {utt_id} has no line in segments"))
                 continue
-            seg_ref, fields = segments[utt_id]
-            parts = fields.split()
-            try:
-                recording, start, end = parts[0], float(parts[1]), float(parts[2])
-            except (IndexError, ValueError):
-                rejects.append(Reject(seg_ref, None, "malformed segments line: expected REC START END"))
+            if isinstance(segment, str):   # the malformed line's reference
+                entry_rejects.append(Reject(segment, None, "malformed segments line: expected REC START END"))
                 continue
+            recording, start, end = segment
         else:
             recording, start, end = utt_id, 0.0, None
         if recording not in wav:
-            rejects.append(Reject(ref, None, f"recording {recording} is not in wav.scp"))
+            entry_rejects.append(Reject(ref, None, f"recording {recording} is not in wav.scp"))
             continue
-        location = wav[recording][1].strip()
-        if location.endswith("|"):
-            rejects.append(Reject(wav[recording][0], None, "pipe commands in wav.scp are not supported; "
-                                                           "extract the audio to files first"))
+        path = resolved.get(recording)
+        if path is None:
+            location = wav[recording][1].strip()
+            if location.endswith("|"):
+                entry_rejects.append(Reject(wav[recording][0], None, "pipe commands in wav.scp are not supported; "
+                                                                     "extract the audio to files first"))
+                continue
+            path = resolved[recording] = _resolve(base, location)
+        entries.append(Entry(ref, path, text, split_name, speakers.get(utt_id), utt_id, start, end))
+    # the rejects in the order of reading every table first: wav.scp, text, utt2spk, segments, then utterances
+    return entries, rejects + text_rejects + table_rejects + entry_rejects
+
+
+def _segment(value: str) -> tuple[str, float, float]:
+    """REC START END of a segments line (ValueError or IndexError when malformed)."""
+    parts = value.split()
+    return parts[0], float(parts[1]), float(parts[2])
+
+
+_SHARED_VALUES = 100_000   # distinct values _kaldi_values shares (speaker names); past it, kept as read
+
+
+def _kaldi_values(path: Path, rejects: list[Reject], parse: Callable[[str], object] | None = None) -> dict:
+    """``_kaldi_table`` for the big tables of a Kaldi dir: key -> value without its line reference
+    (equal values shared), or -> ``parse(value)``, or -> the line's reference where ``parse`` raises
+    ValueError/IndexError. Malformed and duplicate lines are rejected as ``_kaldi_table`` rejects them."""
+    table: dict = {}
+    shared: dict[str, str] = {}
+    first_line: dict[str, int] | None = None
+    lines = _read_lines(path)
+    for line_no, line in enumerate(lines, start=1):
+        key, _, value = line.strip().partition(" ")
+        if not key:
             continue
-        speaker = speakers.get(utt_id, (None, None))[1]
-        entries.append(Entry(ref, _resolve(base, location), text, split_name,
-                             speaker.strip() if speaker else None, utt_id, start, end))
-    return entries, rejects
+        value = value.strip()
+        if not value:
+            rejects.append(Reject(f"{path.name}:{line_no}", None, f"malformed line: {path.name} needs KEY VALUE"))
+        elif key in table:
+            if first_line is None:   # rare: where each key first was
+                first_line = {}
+                for n, earlier in enumerate(lines, start=1):
+                    k, _, v = earlier.strip().partition(" ")
+                    if k and v.strip():
+                        first_line.setdefault(k, n)
+            rejects.append(Reject(f"{path.name}:{line_no}", None,
+                                  f"duplicate key {key} (first at {path.name}:{first_line[key]})"))
+        elif parse is not None:
+            try:
+                table[key] = parse(value)
+            except (IndexError, ValueError):
+                table[key] = f"{path.name}:{line_no}"
+        else:
+            table[key] = shared.setdefault(value, value) if len(shared) < _SHARED_VALUES else value
+    return table
 
 
 def _kaldi_table(path: Path, rejects: list[Reject], allow_empty_value: bool = False) -> dict[str, tuple[str, str]]:
@@ -418,6 +486,47 @@ def _split_name(value: str | None) -> tuple[str | None, str | None]:
 def _resolve(root: Path, location: str) -> Path:
     path = Path(location).expanduser()
     return path if path.is_absolute() else root / path
+
+
+_LINE_BLOCK = 1 << 20   # bytes _iter_lines decodes at a time
+
+
+def _iter_lines(path: Path) -> Iterator[str]:
+    """``_read_lines`` one line at a time (a manifest of a million lines is not held whole); the
+    same lines, and the same error for a file that is not UTF-8 (or gzip) text."""
+    if path.suffix == ".gz" or path.is_dir():
+        yield from _read_lines(path)
+        return
+    try:
+        fh = path.open("rb")
+    except OSError:
+        yield from _read_lines(path)   # raises its message
+        return
+    with fh:
+        rest, first = b"", True
+        while True:
+            block = fh.read(_LINE_BLOCK)
+            data = rest + block
+            if not block:
+                if data:
+                    yield from _decoded_lines(path, data, first)
+                return
+            cut = data.rfind(b"\n") + 1   # a newline byte is never inside a multi-byte UTF-8 character
+            if cut:
+                rest = data[cut:]
+                yield from _decoded_lines(path, data[:cut - 1], first)
+                first = False
+            else:
+                rest = data
+
+
+def _decoded_lines(path: Path, data: bytes, first: bool) -> list[str]:
+    try:
+        text = data.decode("utf-8-sig" if first else "utf-8")
+    except UnicodeDecodeError:
+        _read_lines(path)   # raises the message naming the line
+        raise
+    return [line.removesuffix("\r") for line in text.split("\n")]
 
 
 def _read_lines(path: Path) -> list[str]:

@@ -212,6 +212,55 @@ bias_phrases = Table(
 )
 
 
+# `vasr align`: one row per invocation (a model scoring a split), per utterance its scores, per word its span
+alignment_runs = Table(
+    "alignment_runs", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model", Text, nullable=False),                 # the model directory or checkpoint that scored
+    Column("model_id", Integer, ForeignKey("models.id", ondelete="SET NULL"), index=True),  # when registered
+    Column("split", String(8), nullable=False),
+    Column("split_version", String(64), nullable=False),
+    Column("utterances", Integer, nullable=False, server_default="0"),  # scored, failed ones included
+    Column("failed", Integer, nullable=False, server_default="0"),      # rows with an error (no alignment)
+    Column("config", JSON, nullable=False),
+    Column("finished_at", DateTime(timezone=True)),        # NULL while running or when interrupted
+    _created_at(),
+)
+
+alignment_scores = Table(
+    "alignment_scores", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, ForeignKey("alignment_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("audio_id", Integer, ForeignKey("audio_files.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("frames", Integer),                             # model output frames
+    Column("log_likelihood", Float),                       # CTC log P(reference | audio) per frame, nats
+    Column("best_path", Float),                            # log-prob of the best path (greedy) per frame, nats
+    Column("mean_confidence", Float),                      # over the reference's words, 0..1
+    Column("min_confidence", Float),
+    Column("word_gap", Float),                             # nats the best path beats the reference on its worst word
+    Column("worst_word", Text),                            # that word ...
+    Column("worst_heard", Text),                           # ... what the greedy hypothesis says over its frames
+    Column("word_mismatch", Float),                        # their letter edit distance / the longer's letters, 0..1
+    Column("outside_letters", Integer),                    # letters the greedy hypothesis has outside the aligned words
+    Column("greedy_cer", Float),                           # greedy hypothesis against the reference
+    Column("chars_per_s", Float),                          # reference characters (no spaces) per second of audio
+    Column("hypothesis", Text),                            # the greedy hypothesis
+    Column("error", Text),                                 # why it could not be aligned (scores NULL)
+    UniqueConstraint("run_id", "audio_id"),
+)
+
+alignment_words = Table(
+    "alignment_words", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("score_id", Integer, ForeignKey("alignment_scores.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("position", Integer, nullable=False),           # word index in the reference, from 0
+    Column("word", Text, nullable=False),
+    Column("start_s", Float, nullable=False),              # seconds from the start of the utterance
+    Column("end_s", Float, nullable=False),
+    Column("confidence", Float, nullable=False),           # 0..1 (vasr.align.WordSpan)
+)
+
+
 def check_lengths(table: Table, values: Mapping[str, object], where: str) -> None:
     """ValueError naming the column and ``where`` for a value of ``values`` longer than its
     VARCHAR(n) column of ``table`` allows. PostgreSQL refuses such a value, SQLite stores it: this

@@ -7,18 +7,19 @@ from __future__ import annotations
 
 import math
 import os
+from operator import attrgetter
 import random
 import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, NamedTuple, Sequence
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, inspect, select, text, update
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, inspect, select, text, tuple_, update
 from sqlalchemy import exc as exc_mod
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -252,8 +253,7 @@ def schema_revision(conn: Connection) -> str | None:
 
 # ---------------------------------------------------------------------------------------------- imports
 
-@dataclass(frozen=True)
-class ImportRow:
+class ImportRow(NamedTuple):   # a tuple: an import makes one per row, ~6x faster than a frozen dataclass
     """One row ready to be written: the audio (or a segment of it) and its reference transcript."""
     path: str
     sha256: str
@@ -307,107 +307,265 @@ def audio_ids(conn: Connection, keys: Iterable[tuple[str, float, float]]) -> dic
     return {k: v for k, v in found.items() if k in keys}
 
 
-def plan_import(conn: Connection, rows: Sequence[ImportRow]) -> list[tuple[str, int | str | None]]:
-    """What writing each of ``rows`` means, given what the database holds: ("new", None),
-    ("present", None) when its audio and transcript are there already, ("text", audio id) when its
-    audio is there under the same path with another transcript, ("audio", audio id) when the row
-    at its path and segment holds other audio (the file was replaced), or ("conflict", why).
-    Takes the import lock first (``lock_for_import``), as ``audio_ids`` does."""
-    lock_for_import(conn)
-    hashes = sorted({r.sha256 for r in rows})
-    paths = sorted({r.path for r in rows})
-    columns = (audio_files.c.id, audio_files.c.path, audio_files.c.sha256, audio_files.c.start_s, audio_files.c.end_s,
-               transcripts.c.raw_text, transcripts.c.normalized_text)
-    base = select(*columns).outerjoin(transcripts, transcripts.c.audio_id == audio_files.c.id)
-    by_key, by_path = {}, defaultdict(list)
-    for i in range(0, len(hashes), _IN_CHUNK):
-        for r in conn.execute(base.where(audio_files.c.sha256.in_(hashes[i:i + _IN_CHUNK]))):
-            by_key[(r.sha256, r.start_s, r.end_s)] = r
-    for i in range(0, len(paths), _IN_CHUNK):
-        for r in conn.execute(base.where(audio_files.c.path.in_(paths[i:i + _IN_CHUNK])).order_by(audio_files.c.id)):
-            by_path[r.path].append(r)
-    plan: list[tuple[str, int | str | None]] = []
-    claimed: set[int] = set()
-    for row in rows:
-        held = by_key.get((row.sha256, row.start_s, row.end_s))
-        if held is not None:
-            same_text = (held.raw_text, held.normalized_text) == (row.raw_text, row.normalized_text)
-            if same_text:
-                plan.append(("present", None))
-            elif held.path == row.path:
-                plan.append(("text", held.id))
+PAGE_ROWS = 10_000   # rows an import checks, plans and writes per step: bounds its memory, amortises round trips
+
+
+class ImportWriter:
+    """Writes one import inside the caller's transaction, a page of rows at a time.
+
+    Creating it takes the import lock (``lock_for_import``) and writes the ``imports`` row (its
+    counts are filled in by ``finish``). ``prepare`` reads, once, what the database holds for the
+    import's files: which hashes are present at all, and the rows of older audio at their paths.
+    ``plan`` then classifies a page of rows, and ``write_new`` /
+    ``write_updates`` write them: new rows with their ids computed under the lock (SQLite: after
+    the largest id; PostgreSQL: drawn from the id sequence), inserted in bulk (SQLite: executemany;
+    PostgreSQL: COPY). Values longer than their column are refused before a page is written
+    (``check_import_lengths``); every statement is built from the schema, values are bound or copied.
+    """
+
+    def __init__(self, conn: Connection, source: str, location: str, split_version: str):
+        check_lengths(imports, {"source": source}, f"import of {location}")
+        lock_for_import(conn)
+        self.conn, self.source, self.location, self.split_version = conn, source, location, split_version
+        self.postgres = conn.dialect.name == "postgresql"
+        self.import_id = conn.execute(insert(imports).values(
+            source=source, location=location, imported=0, already_present=0, updated=0,
+            rejected=0)).inserted_primary_key[0]
+        self._next_id = None if self.postgres else (conn.execute(select(func.max(audio_files.c.id))).scalar() or 0) + 1
+        self._cache_size = None
+        if not self.postgres:   # a larger page cache for the import's index updates; finish() restores it
+            self._cache_size = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+            conn.exec_driver_sql(f"PRAGMA cache_size = {-_SQLITE_IMPORT_CACHE_KIB:d}")
+        self._present_hashes: set[str] | None = None       # None: not prepared, look every hash up
+        self._stale: dict[str, list] = defaultdict(list)   # path -> rows of other audio there, by id
+        self._claimed: set[int] = set()
+
+    def prepare(self, files: Mapping[str, str]) -> None:
+        """Read what the database holds for ``files`` (path -> sha256 of the file there now)."""
+        hashes, pairs = sorted(set(files.values())), sorted(files.items())
+        present: set[str] = set()
+        for i in range(0, len(hashes), _IN_CHUNK):
+            present.update(self.conn.execute(select(audio_files.c.sha256).distinct()
+                                             .where(audio_files.c.sha256.in_(hashes[i:i + _IN_CHUNK]))).scalars())
+        self._present_hashes = present
+        columns = (audio_files.c.id, audio_files.c.path, audio_files.c.sha256, audio_files.c.start_s,
+                   audio_files.c.end_s)
+        for i in range(0, len(pairs), _IN_CHUNK // 2):
+            chunk = pairs[i:i + _IN_CHUNK // 2]
+            query = select(*columns).where(audio_files.c.path.in_([p for p, _ in chunk]),
+                                           ~tuple_(audio_files.c.path, audio_files.c.sha256).in_(chunk))
+            for r in self.conn.execute(query.order_by(audio_files.c.id)):
+                self._stale[r.path].append(r)
+
+    def plan(self, rows: Sequence[ImportRow]) -> list[tuple[str, int | str | None]]:
+        """What writing each of ``rows`` means, given what the database holds: ("new", None),
+        ("present", None) when its audio and transcript are there already, ("text", audio id) when
+        its audio is there under the same path with another transcript, ("audio", audio id) when the
+        row at its path and segment holds other audio (the file was replaced), or ("conflict", why).
+        The pages of one import are planned in order, each (sha256, start_s, end_s) at most once."""
+        by_key = {}
+        wanted: dict[str, set[float]] = defaultdict(set)
+        for row in rows:
+            if self._present_hashes is None or row.sha256 in self._present_hashes:
+                wanted[row.sha256].add(row.start_s)
+        columns = (audio_files.c.id, audio_files.c.path, audio_files.c.sha256, audio_files.c.start_s,
+                   audio_files.c.end_s, transcripts.c.raw_text, transcripts.c.normalized_text)
+        base = select(*columns).outerjoin(transcripts, transcripts.c.audio_id == audio_files.c.id)
+        for sha256, starts in wanted.items():
+            starts = sorted(starts)
+            for i in range(0, len(starts), _IN_CHUNK):
+                for r in self.conn.execute(base.where(audio_files.c.sha256 == sha256,
+                                                      audio_files.c.start_s.in_(starts[i:i + _IN_CHUNK]))):
+                    by_key[(r.sha256, r.start_s, r.end_s)] = r
+        if self._present_hashes is None:
+            self.prepare({row.path: row.sha256 for row in rows})   # no prepare(): the rows' own files
+        if not by_key and not self._stale:   # a first import: nothing of it is there
+            return [("new", None)] * len(rows)
+        plan: list[tuple[str, int | str | None]] = []
+        for row in rows:
+            held = by_key.get((row.sha256, row.start_s, row.end_s))
+            if held is not None:
+                same_text = (held.raw_text, held.normalized_text) == (row.raw_text, row.normalized_text)
+                if same_text:
+                    plan.append(("present", None))
+                elif held.path == row.path:
+                    plan.append(("text", held.id))
+                else:
+                    plan.append(("conflict", f"the same audio is already imported from {held.path} (audio id "
+                                             f"{held.id}) with another transcript ({excerpt(held.raw_text)})"))
+                continue
+            stale = [r for r in self._stale.get(row.path, ()) if r.start_s == row.start_s
+                     and r.sha256 != row.sha256 and r.id not in self._claimed]
+            same_end = [r for r in stale if r.end_s == row.end_s]
+            if same_end or len(stale) == 1:
+                self._claimed.add((same_end or stale)[0].id)
+                plan.append(("audio", (same_end or stale)[0].id))
+            elif stale:
+                plan.append(("conflict", f"the audio at this path changed and {len(stale)} rows of the old audio "
+                                         f"start at {row.start_s:.3f} s (audio ids {', '.join(str(r.id) for r in stale)})"))
             else:
-                plan.append(("conflict", f"the same audio is already imported from {held.path} (audio id "
-                                         f"{held.id}) with another transcript ({excerpt(held.raw_text)})"))
-            continue
-        stale = [r for r in by_path.get(row.path, ()) if r.start_s == row.start_s and r.sha256 != row.sha256
-                 and r.id not in claimed]
-        same_end = [r for r in stale if r.end_s == row.end_s]
-        if same_end or len(stale) == 1:
-            claimed.add((same_end or stale)[0].id)
-            plan.append(("audio", (same_end or stale)[0].id))
-        elif stale:
-            plan.append(("conflict", f"the audio at this path changed and {len(stale)} rows of the old audio "
-                                     f"start at {row.start_s:.3f} s (audio ids {', '.join(str(r.id) for r in stale)})"))
+                plan.append(("new", None))
+        return plan
+
+    def write_new(self, rows: Sequence[ImportRow]) -> list[int]:
+        """Insert ``rows`` (audio, transcript, split); returns their audio ids in order."""
+        if not rows:
+            return []
+        check_import_lengths(self.source, self.location, rows, self.split_version)
+        if self.postgres:
+            ids = sorted(self.conn.execute(select(func.nextval(func.pg_get_serial_sequence("audio_files", "id")))
+                                           .select_from(func.generate_series(1, len(rows)))).scalars())
         else:
-            plan.append(("new", None))
-    return plan
+            ids = list(range(self._next_id, self._next_id + len(rows)))
+            self._next_id += len(rows)
+        source, import_id, version = self.source, self.import_id, self.split_version
+        self._insert(audio_files, _AUDIO_COLUMNS, [
+            (i, u.path, u.sha256, u.start_s, u.end_s, u.end_s - u.start_s, u.sample_rate, u.channels, u.format,
+             u.language, u.dialect, u.speaker, u.utt_id, source, u.peak, u.clipped_fraction, import_id)
+            for i, u in zip(ids, rows)])
+        self._insert(transcripts, _TRANSCRIPT_COLUMNS, [(i, *_transcript_tuple(u)) for i, u in zip(ids, rows)])
+        self._insert(data_splits, _SPLIT_COLUMNS, [(i, u.split, version) for i, u in zip(ids, rows)
+                                                   if u.split is not None])
+        return ids
+
+    def write_updates(self, updates: Sequence[tuple[str, int, ImportRow]]) -> None:
+        """(what, audio id, row) from ``plan``: "text" rewrites that row's transcript, "audio" also
+        its audio (hash, segment end, rate, format, levels)."""
+        if not updates:
+            return
+        check_import_lengths(self.source, self.location, [u for _, _, u in updates], self.split_version)
+        conn = self.conn
+        for what, audio_id, u in updates:
+            if what == "audio":
+                conn.execute(update(audio_files).where(audio_files.c.id == audio_id).values(
+                    sha256=u.sha256, end_s=u.end_s, duration_s=u.end_s - u.start_s, sample_rate=u.sample_rate,
+                    channels=u.channels, format=u.format, peak=u.peak, clipped_fraction=u.clipped_fraction,
+                    import_id=self.import_id))
+            values = dict(zip(_TRANSCRIPT_COLUMNS[1:], _transcript_tuple(u)))
+            if conn.execute(update(transcripts).where(transcripts.c.audio_id == audio_id)
+                            .values(**values)).rowcount == 0:
+                conn.execute(insert(transcripts).values(audio_id=audio_id, **values))
+
+    def finish(self, imported: int, already_present: int, updated: int, rejects: Sequence[Reject]) -> int:
+        """Fill in the import's counts and record its rejects; returns the import id."""
+        self.conn.execute(update(imports).where(imports.c.id == self.import_id).values(
+            imported=imported, already_present=already_present, updated=updated, rejected=len(rejects)))
+        if rejects:
+            self._insert(import_rejects, ("import_id", "row_ref", "path", "reason"),
+                         [(self.import_id, r.row_ref, r.path, r.reason) for r in rejects])
+        if self._cache_size is not None:
+            self.conn.exec_driver_sql(f"PRAGMA cache_size = {int(self._cache_size):d}")
+        if self.postgres and imported >= _ANALYZE_AFTER_ROWS:
+            # fresh statistics at commit: a re-import started before autovacuum's analyze would
+            # otherwise plan (and psycopg cache, as prepared statements) its lookups on empty-table estimates
+            for table in (audio_files, transcripts, data_splits):
+                self.conn.exec_driver_sql(f"ANALYZE {self.conn.dialect.identifier_preparer.quote(table.name)}")
+        return self.import_id
+
+    def _insert(self, table, columns: Sequence[str], rows: list[tuple]) -> None:
+        if not rows:
+            return
+        if self.postgres:
+            from psycopg import sql
+
+            statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+                sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns)))
+            cursor = self.conn.connection.driver_connection.cursor()
+            try:
+                with cursor.copy(statement) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            finally:
+                cursor.close()
+        else:
+            # many rows per statement: an executemany of one-row statements costs SQLite ~3x more per
+            # row (each execution re-runs the statement's setup, e.g. the ephemeral table of a CHECK's IN list)
+            per = _SQLITE_ROWS_PER_INSERT
+            full = _insert_sql(table, columns, self.conn.dialect, per)
+            cursor = self.conn.connection.driver_connection.cursor()
+            try:
+                for i in range(0, len(rows) - per + 1, per):
+                    cursor.execute(full, [value for row in rows[i:i + per] for value in row])
+                rest = rows[len(rows) - len(rows) % per:]
+                if rest:
+                    cursor.execute(_insert_sql(table, columns, self.conn.dialect, len(rest)),
+                                   [value for row in rest for value in row])
+            finally:
+                cursor.close()
 
 
-def _transcript_values(u: ImportRow) -> dict:
-    return {"raw_text": u.raw_text, "normalized_text": u.normalized_text, "normalizer_version": u.normalizer_version,
-            "word_count": len(u.normalized_text.split()), "char_count": len(u.normalized_text.replace(" ", "")),
-            "annotation_type": u.annotation_type}
+_AUDIO_COLUMNS = ("id", "path", "sha256", "start_s", "end_s", "duration_s", "sample_rate", "channels", "format",
+                  "language", "dialect", "speaker", "utt_id", "source", "peak", "clipped_fraction", "import_id")
+_TRANSCRIPT_COLUMNS = ("audio_id", "raw_text", "normalized_text", "normalizer_version", "word_count", "char_count",
+                       "annotation_type")
+_SPLIT_COLUMNS = ("audio_id", "split", "version")
+_INSERT_SQL: dict[tuple, str] = {}
+
+
+_ANALYZE_AFTER_ROWS = 10_000   # PostgreSQL: an import that writes this many rows refreshes the tables' statistics
+_SQLITE_IMPORT_CACHE_KIB = 128 * 1024   # SQLite page cache while an import writes (default 2 MiB)
+_SQLITE_ROWS_PER_INSERT = 500   # x at most 17 columns: far below SQLite's 32,766 bound parameters
+
+
+def _insert_sql(table, columns: Sequence[str], dialect, rows: int) -> str:
+    """``INSERT INTO table (columns) VALUES (?, ...), ...`` for ``rows`` rows (SQLite's paramstyle),
+    the columns in the given order, every name taken from the schema (no input in it)."""
+    key = (table.name, tuple(columns), dialect.name, rows)
+    if key not in _INSERT_SQL:
+        quote = dialect.identifier_preparer.quote
+        names = [quote(table.c[name].name) for name in columns]   # KeyError for a name not in the schema
+        one = f"({', '.join('?' * len(names))})"
+        _INSERT_SQL[key] = f"INSERT INTO {quote(table.name)} ({', '.join(names)}) VALUES {', '.join([one] * rows)}"
+    return _INSERT_SQL[key]
+
+
+def _transcript_tuple(u: ImportRow) -> tuple:
+    """raw_text .. annotation_type of ``_TRANSCRIPT_COLUMNS``."""
+    text_ = u.normalized_text
+    return (u.raw_text, text_, u.normalizer_version, len(text_.split()), len(text_) - text_.count(" "),
+            u.annotation_type)
+
+
+_LENGTH_CHECKS = tuple((table, name, table.c[name].type.length) for table, names in (
+    (audio_files, ("format", "language", "dialect", "speaker", "utt_id", "sha256")),
+    (transcripts, ("normalizer_version", "annotation_type")), (data_splits, ("split",))) for name in names)
+_VERSION_LIMIT = data_splits.c.version.type.length
 
 
 def check_import_lengths(source: str, location: str, rows: Iterable[ImportRow], split_version: str) -> None:
     """ValueError naming the column and the row for a value of ``rows`` longer than its VARCHAR(n)
     column: PostgreSQL would refuse it mid-import, SQLite would store it; both must refuse it alike."""
     check_lengths(imports, {"source": source}, f"import of {location}")
-    for u in rows:
-        where = u.path + (f" ({u.utt_id})" if u.utt_id else "")
-        check_lengths(audio_files, {"format": u.format, "language": u.language, "dialect": u.dialect,
-                                    "speaker": u.speaker, "utt_id": u.utt_id, "source": source, "sha256": u.sha256},
-                      where)
-        check_lengths(transcripts, {"normalizer_version": u.normalizer_version,
-                                    "annotation_type": u.annotation_type}, where)
-        if u.split is not None:
-            check_lengths(data_splits, {"split": u.split, "version": split_version}, where)
+    check_lengths(audio_files, {"source": source}, f"import of {location}")
+    rows = rows if isinstance(rows, Sequence) else list(rows)
+    too_long = set()   # (column index, value): each distinct value looked at once (a page repeats most)
+    for k, (table, name, limit) in enumerate(_LENGTH_CHECKS):
+        getter = attrgetter(name)
+        too_long.update((k, value) for value in set(map(getter, rows)) if value is not None and len(value) > limit)
+    if len(split_version) > _VERSION_LIMIT:
+        too_long.update((len(_LENGTH_CHECKS), split_version) for u in rows if u.split is not None)
+    if too_long:
+        for u in rows:   # the first row, in order, that holds one of them, named
+            for k, (table, name, limit) in enumerate(_LENGTH_CHECKS):
+                if (k, getattr(u, name)) in too_long:
+                    check_lengths(table, {name: getattr(u, name)}, u.path + (f" ({u.utt_id})" if u.utt_id else ""))
+            if u.split is not None and (len(_LENGTH_CHECKS), split_version) in too_long:
+                check_lengths(data_splits, {"version": split_version}, u.path + (f" ({u.utt_id})" if u.utt_id else ""))
 
 
 def write_import(conn: Connection, source: str, location: str, utterances: Sequence[ImportRow],
                  rejects: Sequence[Reject], already_present: int, split_version: str,
                  updates: Sequence[tuple[str, int, ImportRow]] = ()) -> int:
     """Insert one import batch inside the caller's transaction; returns the import id. ``updates``:
-    (what, audio id, row) from ``plan_import``: "text" rewrites that row's transcript, "audio" also
+    (what, audio id, row) from ``ImportWriter.plan``: "text" rewrites that row's transcript, "audio" also
     its audio (hash, segment end, rate, format, levels). A value longer than its column allows is
     a ValueError naming the column and the row, before anything is written (``check_import_lengths``)."""
     check_import_lengths(source, location, [*utterances, *(u for _, _, u in updates)], split_version)
-    import_id = conn.execute(insert(imports).values(
-        source=source, location=location, imported=len(utterances), already_present=already_present,
-        updated=len(updates), rejected=len(rejects))).inserted_primary_key[0]
-    if rejects:
-        conn.execute(insert(import_rejects), [
-            {"import_id": import_id, "row_ref": r.row_ref, "path": r.path, "reason": r.reason} for r in rejects])
-    for u in utterances:
-        audio_id = conn.execute(insert(audio_files).values(
-            path=u.path, sha256=u.sha256, start_s=u.start_s, end_s=u.end_s, duration_s=u.end_s - u.start_s,
-            sample_rate=u.sample_rate, channels=u.channels, format=u.format, language=u.language,
-            dialect=u.dialect, speaker=u.speaker, utt_id=u.utt_id, source=source, peak=u.peak,
-            clipped_fraction=u.clipped_fraction, import_id=import_id)).inserted_primary_key[0]
-        conn.execute(insert(transcripts).values(audio_id=audio_id, **_transcript_values(u)))
-        if u.split is not None:
-            conn.execute(insert(data_splits).values(audio_id=audio_id, split=u.split, version=split_version))
-    for what, audio_id, u in updates:
-        if what == "audio":
-            conn.execute(update(audio_files).where(audio_files.c.id == audio_id).values(
-                sha256=u.sha256, end_s=u.end_s, duration_s=u.end_s - u.start_s, sample_rate=u.sample_rate,
-                channels=u.channels, format=u.format, peak=u.peak, clipped_fraction=u.clipped_fraction,
-                import_id=import_id))
-        if conn.execute(update(transcripts).where(transcripts.c.audio_id == audio_id)
-                        .values(**_transcript_values(u))).rowcount == 0:
-            conn.execute(insert(transcripts).values(audio_id=audio_id, **_transcript_values(u)))
-    return import_id
+    writer = ImportWriter(conn, source, location, split_version)
+    for i in range(0, len(utterances), PAGE_ROWS):
+        writer.write_new(utterances[i:i + PAGE_ROWS])
+    writer.write_updates(updates)
+    return writer.finish(len(utterances), already_present, len(updates), rejects)
 
 
 # ----------------------------------------------------------------------------------------------- splits
