@@ -258,18 +258,18 @@ def test_too_long_values_are_refused_alike_on_both_backends(db_url, tmp_path, to
     assert _counts(db_url) == (0, 0)
 
 
-def test_write_import_checks_lengths_before_writing(engine):
+def test_import_writer_checks_lengths_before_writing(engine):
     base = dict(path="/x/a.wav", sha256="f" * 64, start_s=0.0, end_s=1.0, sample_rate=16000, channels=1,
                 format="WAV", raw_text="a", normalized_text="a", normalizer_version="1")
     for field, limit in [("speaker", 128), ("dialect", 16), ("format", 16), ("language", 16), ("utt_id", 255)]:
         row = store.ImportRow(**{**base, field: "y" * (limit + 1)})
         with pytest.raises(ValueError, match=rf"audio_files\.{field} .* is {limit + 1} characters; .* at most {limit}"):
             with engine.begin() as conn:
-                store.write_import(conn, "csv", "/x/m.csv", [row], [], 0, "default")
+                store.ImportWriter(conn, "csv", "/x/m.csv", "default").write_new([row])
     with pytest.raises(ValueError, match=r"data_splits\.split .* at most 8"):
         with engine.begin() as conn:
-            store.write_import(conn, "csv", "/x/m.csv", [store.ImportRow(**{**base, "split": "validation"})], [], 0,
-                               "default")
+            store.ImportWriter(conn, "csv", "/x/m.csv", "default").write_new(
+                [store.ImportRow(**{**base, "split": "validation"})])
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT COUNT(*) FROM imports")).scalar() == 0
     with pytest.raises(ValueError, match=r"data_splits\.version .* at most 64"), engine.begin() as conn:

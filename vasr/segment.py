@@ -189,10 +189,11 @@ def _edges(start: float, end: float, before: float, after: float, energy_db: np.
     return max(low, a / 100 - pad_s, 0.0), min(high, b / 100 + pad_s)
 
 
-def segment_recording(recognizer, wave: np.ndarray, transcript: str,
-                      config: SegmentConfig = SegmentConfig()) -> list[Cut]:
+def segment_recording(recognizer, wave: np.ndarray, transcript: str, config: SegmentConfig = SegmentConfig(),
+                      energy_db: np.ndarray | None = None) -> list[Cut]:
     """Align ``transcript`` to ``wave`` (16 kHz mono) with ``recognizer`` and cut it (see the module
-    docstring). ValueError when the transcript cannot be aligned to the recording at all."""
+    docstring); ``energy_db``: its ``frame_energy_db``, when the caller has it already. ValueError
+    when the transcript cannot be aligned to the recording at all."""
     if recognizer.tokenizer is None:
         raise ValueError("the model directory has no tokenizer, so the transcript cannot be spelt in its tokens")
     sentences, punctuated = units(transcript)
@@ -209,7 +210,8 @@ def segment_recording(recognizer, wave: np.ndarray, transcript: str,
                          f"into parts of at most {int(minutes * (MAX_ALIGN_CELLS / cells) ** 0.5)} minutes")
     words = spike_words(align_tokens(log_probs, text, recognizer.tokenizer, recognizer.frame_s),
                         recognizer.tokenizer.symbols, recognizer.frame_s)
-    return cut(words, [len(n.split()) for n in normalized], sentences, punctuated, frame_energy_db(wave), config)
+    energy_db = frame_energy_db(wave) if energy_db is None else energy_db
+    return cut(words, [len(n.split()) for n in normalized], sentences, punctuated, energy_db, config)
 
 
 def spike_words(alignment: Alignment, symbols, frame_s: float) -> list[WordSpan]:
@@ -243,19 +245,20 @@ def entries(recording: Path, cuts: list[Cut], config: SegmentConfig) -> tuple[li
     find in the audio: too low a confidence, or a speaking rate far from the recording's (the
     alignment squeezed the words into a stretch that is not theirs)."""
     accepted, rejected = [], []
-    median = float(np.median([_rate(c) for c in cuts])) if cuts else 0.0
+    rates = [_rate(c) for c in cuts]
+    median = float(np.median(rates)) if cuts else 0.0
     floor = max(config.min_confidence,
                 config.min_confidence_ratio * float(np.median([c.confidence for c in cuts])) if cuts else 0.0)
-    for i, c in enumerate(cuts):
+    for i, (c, rate) in enumerate(zip(cuts, rates)):
         ref = f"{recording.name}@{c.start_s:.2f}-{c.end_s:.2f}s (segment {i + 1})"
-        ratio = _rate(c) / median if median else 1.0
+        ratio = rate / median if median else 1.0
         why = None
         if c.confidence < floor:
             why = f"mean word confidence {c.confidence:.2f} < {floor:.2f}"
         elif c.longest_word_s > config.max_word_s:
             why = f"the word {c.longest_word!r} is aligned over {c.longest_word_s:.2f} s"
         elif not 1 / config.max_rate_ratio <= ratio <= config.max_rate_ratio:
-            why = (f"{_rate(c):.0f} characters per second, {ratio:.1f} times the recording's median "
+            why = (f"{rate:.0f} characters per second, {ratio:.1f} times the recording's median "
                    f"({median:.0f})")
         if why is not None:
             rejected.append(Reject(ref, str(recording), f"{why}: the transcript does not match the audio here"))
@@ -285,11 +288,12 @@ def run(model_dir: str | Path, recording: str | Path, transcript: str | Path, co
     text = read_transcript(transcript)
     recognizer = Recognizer(model_dir, RecognizerOptions(threads=threads, raw=True))
     wave = load(recording)
+    energy_db = frame_energy_db(wave)
     try:
-        cuts = segment_recording(recognizer, wave, text, config)
+        cuts = segment_recording(recognizer, wave, text, config, energy_db)
     except ValueError as exc:
         raise ValueError(f"{recording} with {transcript}: {exc}") from None
-    gaps = uncovered(cuts, frame_energy_db(wave))
+    gaps = uncovered(cuts, energy_db)
     if engine is None:
         return cuts, gaps, None
     from vasr.data.importers import ImportOptions, ingest

@@ -262,7 +262,7 @@ def _total_bytes(paths: Iterable[Path]) -> int:
         try:
             total += path.stat().st_size
         except OSError:
-            pass
+            continue            # a missing or unreadable file: its probe reports it
     return total
 
 

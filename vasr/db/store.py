@@ -553,21 +553,6 @@ def check_import_lengths(source: str, location: str, rows: Iterable[ImportRow], 
                 check_lengths(data_splits, {"version": split_version}, u.path + (f" ({u.utt_id})" if u.utt_id else ""))
 
 
-def write_import(conn: Connection, source: str, location: str, utterances: Sequence[ImportRow],
-                 rejects: Sequence[Reject], already_present: int, split_version: str,
-                 updates: Sequence[tuple[str, int, ImportRow]] = ()) -> int:
-    """Insert one import batch inside the caller's transaction; returns the import id. ``updates``:
-    (what, audio id, row) from ``ImportWriter.plan``: "text" rewrites that row's transcript, "audio" also
-    its audio (hash, segment end, rate, format, levels). A value longer than its column allows is
-    a ValueError naming the column and the row, before anything is written (``check_import_lengths``)."""
-    check_import_lengths(source, location, [*utterances, *(u for _, _, u in updates)], split_version)
-    writer = ImportWriter(conn, source, location, split_version)
-    for i in range(0, len(utterances), PAGE_ROWS):
-        writer.write_new(utterances[i:i + PAGE_ROWS])
-    writer.write_updates(updates)
-    return writer.finish(len(utterances), already_present, len(updates), rejects)
-
-
 # ----------------------------------------------------------------------------------------------- splits
 
 def auto_split(conn: Connection, version: str, ratios: tuple[float, float, float], seed: int) -> dict[str, int]:
