@@ -119,6 +119,24 @@ def test_flag_rules_are_robust_and_need_the_floor():
     assert {f.utterance.audio_id for f in flag(rows + weak, config)} == set(flags)
 
 
+def test_a_short_transcript_needs_a_larger_cer_to_be_flagged():
+    import dataclasses
+
+    long_text = "một hai ba bốn năm sáu bảy tám chín mười"          # 31 letters
+    rng = np.random.default_rng(1)
+    rows = [dataclasses.replace(_scored(i, float(c)), text=long_text) for i, c in enumerate(rng.uniform(0.0, 0.1, 40))]
+    # the same CER, 0.6: flagged on a transcript of the median length, not on one of 3 letters, where
+    # the spread is scaled by sqrt(31 / 3) = 3.21; a 3-letter one is still flagged with more
+    rows += [dataclasses.replace(_scored(100, 0.6), text=long_text), dataclasses.replace(_scored(101, 0.6), text="ă ru"),
+             dataclasses.replace(_scored(102, 1.0), text="ă ru")]
+    z = {f.utterance.audio_id: f.reasons[0] for f in flag(rows)}
+    assert set(z) == {100, 102}
+    full = float(z[100].removeprefix("cer z="))
+    scaled = float(z[102].removeprefix("cer z="))
+    m = float(np.median([r.greedy_cer for r in rows]))
+    assert full > 6 and scaled == pytest.approx(full * (1.0 - m) / (0.6 - m) / math.sqrt(31 / 3), abs=0.1)
+
+
 # -- the commands end to end on the fixture model
 
 CORRUPTED = 5      # the fixture rendering (sentence index) whose transcript is another's
@@ -232,6 +250,50 @@ def test_checkpoint_scores_like_the_exported_model(fixture, tmp_path, capsys):
     for a, r in onnx.items():
         assert math.isclose(r.log_likelihood, torch_[a].log_likelihood, abs_tol=2e-3)
         assert r.hypothesis == torch_[a].hypothesis and r.frames == torch_[a].frames
+
+
+def test_folds_score_each_utterance_with_a_model_that_did_not_train_on_it(fixture, tmp_path, capsys):
+    from sqlalchemy import select
+
+    from vasr.align import fold_assignment
+    from vasr.db import store
+    from vasr.db.schema import alignment_runs, alignment_scores, training_runs
+
+    db = str(tmp_path / "vasr.db")
+    assert _run(capsys, "import", "csv", str(fixture["align_manifest"]), "--db", db)[0] == 0
+    rc, out, err = _run(capsys, "align", "--folds", "2", "--train-set", "epochs=1", "--train-set", "threads=1",
+                        "--fold-dir", str(tmp_path / "folds"), "--db", db)
+    assert rc == 0, err
+    assert "alignment run 1: 16 utterances" in out and "2-fold cross-fitting (tiny)" in out
+    engine = store.connect(db)
+    try:
+        everything = _version(engine, "default")
+        assert len(everything) == 16
+        folds = fold_assignment(sorted(everything), 2, seed=0)
+        assert sorted(folds.values()) == [0] * 8 + [1] * 8
+        for k in (1, 2):
+            # fold k's model trained on the other fold only; the scores of fold k are its
+            assert _version(engine, f"default.fold{k}of2") == {a for a, f in folds.items() if f != k - 1}
+            assert len(list((tmp_path / "folds" / "run1" / f"fold{k}").glob("*/last.pt"))) == 1   # no val: no best
+        with engine.connect() as conn:
+            versions = sorted(conn.execute(select(training_runs.c.split_version)).scalars())
+            run = conn.execute(select(alignment_runs)).one()
+            scored = set(conn.execute(select(alignment_scores.c.audio_id)).scalars())
+        assert versions == ["default.fold1of2", "default.fold2of2"]
+        assert (run.utterances, run.model, run.config["folds"], run.model_id) == (16, "2-fold cross-fitting (tiny)", 2,
+                                                                                 None)
+        assert scored == everything
+        # the same folds again: the fold versions are rewritten with the same rows
+        assert fold_assignment(sorted(everything), 2, seed=0) == folds
+        assert fold_assignment(sorted(everything), 2, seed=1) != folds
+    finally:
+        engine.dispose()
+    for argv, message in [(["align", str(fixture["model_dir"]), "--folds", "2"], "give no MODEL_DIR"),
+                          (["align", "--folds", "2", "--split", "val"], "--folds scores the train split"),
+                          (["align", "--folds", "1"], "folds 1: expected an integer >= 2"),
+                          (["align", "--folds", "2", "--train-set", "db=x.db"], "train override 'db=x.db'")]:
+        rc, _, err = _run(capsys, *argv, "--db", db)
+        assert rc == 2 and err.strip().count("\n") == 0 and message in err, err
 
 
 def test_one_line_errors(fixture, tmp_path, capsys):

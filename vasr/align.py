@@ -6,6 +6,14 @@ times and a confidence each. ``vasr align`` (``align_split``) scores every utter
 an exported model (or a checkpoint) and stores the scores in the database, where ``vasr clean``
 (``vasr.clean``) reads them to flag wrong transcripts.
 
+Cross-fitting (``--folds K``). A model trained on a corpus has learnt its wrong transcripts too: on
+the demo corpus with 5% of the training transcripts corrupted, a model trained on them and then asked
+to judge them found 79% of the errors (a replaced word: 40%). With ``folds`` the train split is cut
+into K folds at random (``fold_assignment``); for each fold a model is trained (``python -m
+vasr.train``, ``train_config`` + ``train_overrides``) on split version ``<version>.fold<k>of<K>``, the
+train split without that fold (val and test as they are), and it scores that fold only: no utterance
+is judged by a model that trained on it. K trainings: the cost of cleaning a corpus this way.
+
 Token runs. The kernel gives the first frame of each token's run in the best alignment. Between the
 first frames ``f_i`` and ``f_{i+1}`` of two consecutive tokens the best path is the token for frames
 ``f_i..k`` and blank for ``k+1..f_{i+1}-1``; the run end ``k`` is the split of that stretch that
@@ -34,6 +42,7 @@ tqdm and torch (``--checkpoint``) are imported by the functions that need them.
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -42,7 +51,7 @@ import numpy as np
 from vasr.kernels import WORD_SPACE, ctc_forced_align, ctc_log_likelihood
 
 __all__ = ["WordSpan", "Alignment", "align_words", "align_tokens", "token_runs", "score_utterance",
-           "AlignConfig", "UtteranceScore", "align_split"]
+           "AlignConfig", "UtteranceScore", "align_split", "fold_assignment"]
 
 
 @dataclass(frozen=True)
@@ -159,15 +168,35 @@ class AlignConfig:
     model_file: str = "model.onnx"      # model_dir: which ONNX file (fp32 by default: scores, not speed)
     batch: int = 16                     # utterances per model call (sorted by duration, so little padding)
     threads: int = 1                    # onnxruntime / torch threads
+    folds: int = 0                      # >= 2: cross-fitting, instead of a model: a model trained per fold ...
+    train_config: str = "tiny"          # ... with this preset or YAML training config ...
+    train_overrides: tuple[str, ...] = ()   # ... and these KEY=VALUE overrides (python -m vasr.train) ...
+    fold_dir: str = "runs/align-folds"  # ... in fold_dir/run<alignment run>/fold<k>/
+    fold_seed: int = 0                  # which utterances go to which fold
 
     def __post_init__(self) -> None:
-        if (self.model_dir is None) == (self.checkpoint is None):
+        if self.folds:
+            if not (isinstance(self.folds, int) and self.folds >= 2):
+                raise ValueError(f"folds {self.folds!r}: expected an integer >= 2 (0: score with one model)")
+            if self.model_dir is not None or self.checkpoint is not None:
+                raise ValueError("--folds trains its own models: give no MODEL_DIR or --checkpoint")
+            if self.split != "train":
+                raise ValueError(f"--folds scores the train split, not {self.split!r} (no model trains on "
+                                 f"{self.split}: score it with MODEL_DIR)")
+        elif (self.model_dir is None) == (self.checkpoint is None):
             raise ValueError("give a model directory (MODEL_DIR) or --checkpoint CKPT, not both or neither")
         if not isinstance(self.batch, int) or self.batch < 1:
             raise ValueError(f"batch {self.batch!r}: expected an integer >= 1")
+        for item in self.train_overrides:
+            key = item.partition("=")[0].strip()
+            if "=" not in item or key in ("db", "data.split_version", "out_dir"):
+                raise ValueError(f"train override {item!r}: expected KEY=VALUE, not db, data.split_version or "
+                                 f"out_dir (--folds sets them)")
 
     @property
     def model(self) -> str:
+        if self.folds:
+            return f"{self.folds}-fold cross-fitting ({self.train_config})"
         return str(self.model_dir if self.model_dir is not None else self.checkpoint)
 
 
@@ -278,19 +307,25 @@ SUBSAMPLING = 4          # vasr's models: conv2d subsampling x4 (vasr.model)
 MIN_AUDIO_S = 0.07       # shorter audio gives fewer than 7 fbank frames, which the model cannot take
 
 
+def fold_assignment(audio_ids: Sequence[int], folds: int, seed: int = 0) -> dict[int, int]:
+    """Audio id -> fold (0..folds-1): the ids shuffled with ``seed`` and dealt round, so the folds
+    differ in size by at most one and the same ids always get the same folds."""
+    order = sorted(set(audio_ids))
+    random.Random(seed).shuffle(order)
+    return {audio_id: i % folds for i, audio_id in enumerate(order)}
+
+
 def align_split(config: AlignConfig, engine=None, progress: bool | None = None) -> AlignReport:
     """Score every utterance of ``config``'s split and store the scores as a new alignment run
     (``alignment_runs`` / ``alignment_scores`` / ``alignment_words``). Utterances whose audio cannot
-    be read or whose transcript cannot be aligned are stored with their ``error``. ``engine``:
-    an open database (default: ``config.db``); ``progress``: tqdm's ``disable`` inverted (None: on a
-    terminal only)."""
-    from tqdm import tqdm
-
+    be read or whose transcript cannot be aligned are stored with their ``error``. With ``folds`` each
+    fold is scored by a model trained on the others (the module's docstring). ``engine``: an open
+    database (default: ``config.db``); ``progress``: tqdm's ``disable`` inverted (None: on a terminal
+    only)."""
     from vasr.data.utterance import DataSource
     from vasr.db import runs as db_runs, store
-    from vasr.runtime.audio import AudioError, load
 
-    model = _CheckpointModel(config) if config.checkpoint else _OnnxModel(config)
+    model = None if config.folds else _CheckpointModel(config) if config.checkpoint else _OnnxModel(config)
     own = engine is None
     engine = store.connect(config.db) if own else engine
     try:
@@ -299,34 +334,16 @@ def align_split(config: AlignConfig, engine=None, progress: bool | None = None) 
             utterances = db_runs.split_records(conn, source.split, source.version)
         if not utterances:
             raise ValueError(f"{source.describe()} has no utterances (vasr db stats lists the splits)")
+        if config.folds and len(utterances) < 2 * config.folds:
+            raise ValueError(f"--folds {config.folds}: {source.describe()} has only {len(utterances)} utterances")
         run_id = _create_run(engine, config)
-        order = sorted(utterances, key=lambda u: (u.duration_s or 0.0, u.audio_id))
-        scores: list[UtteranceScore] = []
-        bar = tqdm(total=len(order), desc="align", unit="utt", disable=None if progress is None else not progress)
-        for i in range(0, len(order), config.batch):
-            group = order[i: i + config.batch]
-            waves, ready, batch_scores = [], [], {}
-            for u in group:
-                try:
-                    wave = load(u.path, u.start_s, u.end_s)
-                except (AudioError, OSError, ValueError) as exc:
-                    batch_scores[u.audio_id] = UtteranceScore(u.audio_id, error=f"audio: {exc}")
-                    continue
-                if wave.size < MIN_AUDIO_S * 16000:
-                    batch_scores[u.audio_id] = UtteranceScore(u.audio_id,
-                                                              error=f"audio: too short ({wave.size} samples)")
-                    continue
-                waves.append(wave)
-                ready.append(u)
-            if waves:
-                for u, wave, lp in zip(ready, waves, model.log_probs(waves)):
-                    batch_scores[u.audio_id] = score_utterance(lp, u.text or "", model.tokenizer, model.frame_s,
-                                                               wave.size / 16000, u.audio_id)
-            batch = [batch_scores[u.audio_id] for u in group]
-            _write_scores(engine, run_id, batch)
-            scores.extend(batch)
-            bar.update(len(group))
-        bar.close()
+        if config.folds:
+            scores = []
+            for k, fold_model, fold in _fold_models(config, engine, utterances, run_id):
+                scores += _score(engine, run_id, fold_model, fold, config, progress,
+                                 f"align fold {k + 1}/{config.folds}")
+        else:
+            scores = _score(engine, run_id, model, utterances, config, progress, "align")
         failed = sum(s.error is not None for s in scores)
         _finish_run(engine, run_id, len(scores), failed)
         return AlignReport(run_id, config.model, config.split, config.split_version, len(scores), failed,
@@ -334,6 +351,81 @@ def align_split(config: AlignConfig, engine=None, progress: bool | None = None) 
     finally:
         if own:
             engine.dispose()
+
+
+def _fold_models(config: AlignConfig, engine, utterances, run_id: int):
+    """For each fold k: (k, a model trained without it, its utterances). Each model is trained in its
+    own process on split version ``<version>.fold<k>of<K>`` into fold_dir/run<run_id>/fold<k>/."""
+    import dataclasses
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from vasr.clean import write_version
+
+    assignment = fold_assignment([u.audio_id for u in utterances], config.folds, config.fold_seed)
+    url = engine.url.render_as_string(hide_password=False)
+    for k in range(config.folds):
+        held_out = {a for a, f in assignment.items() if f == k}
+        version = f"{config.split_version}.fold{k + 1}of{config.folds}"
+        with engine.begin() as conn:
+            write_version(conn, config.split_version, version, config.split, held_out)
+        out = Path(config.fold_dir) / f"run{run_id}" / f"fold{k + 1}"
+        out.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "vasr.train", "--config", config.train_config,
+                   f"name=align-fold{k + 1}of{config.folds}", *config.train_overrides,
+                   f"data.split_version={version}", f"out_dir={out}"]
+        print(f"fold {k + 1}/{config.folds}: training on split version {version!r} "
+              f"({len(utterances) - len(held_out)} utterances) into {out}", file=sys.stderr, flush=True)
+        engine.dispose()       # no connection of this process stays open beside the trainer's (SQLite's WAL)
+        done = subprocess.run(command, env={**os.environ, "VASR_DB": url})
+        if done.returncode != 0:
+            raise RuntimeError(f"fold {k + 1}/{config.folds}: python -m vasr.train exited {done.returncode} "
+                               f"(its error is above)")
+        runs = [d for d in out.iterdir() if (d / "last.pt").exists()]
+        if len(runs) != 1:
+            raise RuntimeError(f"fold {k + 1}/{config.folds}: expected one training run under {out}, found {len(runs)}")
+        best = runs[0] / "best.pt" if (runs[0] / "best.pt").exists() else runs[0] / "last.pt"   # no val: the last
+        model = _CheckpointModel(dataclasses.replace(config, folds=0, checkpoint=str(best)))
+        yield k, model, [u for u in utterances if u.audio_id in held_out]
+
+
+def _score(engine, run_id: int, model, utterances, config: AlignConfig, progress: bool | None,
+           desc: str) -> list[UtteranceScore]:
+    """Score ``utterances`` with ``model`` in batches of similar duration, each batch stored as it is done."""
+    from tqdm import tqdm
+
+    from vasr.runtime.audio import AudioError, load
+
+    order = sorted(utterances, key=lambda u: (u.duration_s or 0.0, u.audio_id))
+    scores: list[UtteranceScore] = []
+    bar = tqdm(total=len(order), desc=desc, unit="utt", disable=None if progress is None else not progress)
+    for i in range(0, len(order), config.batch):
+        group = order[i: i + config.batch]
+        waves, ready, batch_scores = [], [], {}
+        for u in group:
+            try:
+                wave = load(u.path, u.start_s, u.end_s)
+            except (AudioError, OSError, ValueError) as exc:
+                batch_scores[u.audio_id] = UtteranceScore(u.audio_id, error=f"audio: {exc}")
+                continue
+            if wave.size < MIN_AUDIO_S * 16000:
+                batch_scores[u.audio_id] = UtteranceScore(u.audio_id,
+                                                          error=f"audio: too short ({wave.size} samples)")
+                continue
+            waves.append(wave)
+            ready.append(u)
+        if waves:
+            for u, wave, lp in zip(ready, waves, model.log_probs(waves)):
+                batch_scores[u.audio_id] = score_utterance(lp, u.text or "", model.tokenizer, model.frame_s,
+                                                           wave.size / 16000, u.audio_id)
+        batch = [batch_scores[u.audio_id] for u in group]
+        _write_scores(engine, run_id, batch)
+        scores.extend(batch)
+        bar.update(len(group))
+    bar.close()
+    return scores
 
 
 @dataclass(frozen=True)
@@ -362,12 +454,12 @@ def _create_run(engine, config: AlignConfig) -> int:
     from vasr.db.schema import alignment_runs, check_lengths, models
 
     check_lengths(alignment_runs, {"split": config.split, "split_version": config.split_version}, "alignment run")
-    where = Path(config.model).resolve()
-    paths = [str(where), str(where / config.model_file)]
+    where = config.model if config.folds else Path(config.model).resolve()
+    paths = [str(where), str(where / config.model_file)] if not config.folds else []
     with engine.begin() as conn:
         model_id = conn.execute(select(models.c.id).where(or_(models.c.onnx_path.in_(paths),
                                                               models.c.checkpoint_path.in_(paths)))
-                                .order_by(models.c.id.desc())).scalars().first()
+                                .order_by(models.c.id.desc())).scalars().first() if paths else None
         return conn.execute(insert(alignment_runs).values(
             model=str(where), model_id=model_id, split=config.split, split_version=config.split_version,
             config={k: v for k, v in dataclasses.asdict(config).items() if k != "db"})).inserted_primary_key[0]

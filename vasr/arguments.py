@@ -125,13 +125,22 @@ def _segment_parser(sub) -> None:
 def _align_parser(sub) -> None:
     p = sub.add_parser("align", help="score every utterance of a split by CTC forced alignment of its transcript "
                                      "(for vasr clean)")
-    p.add_argument("model_dir", nargs="?", help="exported model directory (vasr export); or --checkpoint")
+    p.add_argument("model_dir", nargs="?", help="exported model directory (vasr export); or --checkpoint, "
+                                                "or --folds")
     p.add_argument("--checkpoint", help="a training checkpoint instead of MODEL_DIR (needs torch)")
     p.add_argument("--split", default="train", choices=SPLITS, help="database split to score (default train)")
     _add_split_version(p)
     p.add_argument("--batch", type=int, help="utterances per model call (default 16)")
     p.add_argument("--int8", action="store_true", help="MODEL_DIR: use model.int8.onnx instead of model.onnx")
     p.add_argument("--threads", type=int, help="onnxruntime / torch threads (default 1)")
+    p.add_argument("--folds", type=int, help="instead of a model: cut the train split into K folds and score each "
+                                             "with a model trained on the others (K trainings; a model does not "
+                                             "judge the transcripts it learnt)")
+    p.add_argument("--train-config", help="--folds: training preset or YAML (default tiny)")
+    p.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="--folds: a training override, e.g. max_minutes=15 (repeatable)")
+    p.add_argument("--fold-dir", help="--folds: where the fold models go (default runs/align-folds)")
+    p.add_argument("--fold-seed", type=int, help="--folds: which utterances go to which fold (default 0)")
     _add_print_config(p)
     _add_db(p)
 

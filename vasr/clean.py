@@ -13,7 +13,10 @@ deviation). The reasons, each configurable in ``CleanConfig``:
 * ``unaligned``: the transcript could not be aligned at all (more tokens than the audio has frames, a
   character the model cannot spell, unreadable audio);
 * ``cer``: the greedy hypothesis differs from the reference far more than usual (a swapped or
-  truncated transcript, or one with words that were not said);
+  truncated transcript, or one with words that were not said); the CER of a short transcript varies
+  more, so its z is divided by sqrt(the group's median letters / its letters) when it is shorter than
+  the median (on the demo corpus this kept 3-5-syllable utterances a cross-fitted model mishears from
+  being flagged: precision 0.875 -> 0.921 at the same recall);
 * ``likelihood`` (off by default): the reference is much less likely than the model's own best path
   (per frame, the log-likelihood of the reference minus the best path's log-probability: 0 when they
   agree). On the demo corpus it found 2-3 more replaced words in 40 on the split the model was trained
@@ -168,6 +171,7 @@ def flag(rows: Sequence[Scored], config: CleanConfig = CleanConfig()) -> list[Fl
     gap = _Robust(scored, lambda r: r.gap, group, config.gap_mad_floor)
     word = _Robust(scored, lambda r: r.word_gap, group, config.word_mad_floor)
     rate = _Robust(scored, lambda r: r.chars_per_s, group, config.rate_mad_floor)
+    letters = {g: med for g, (med, _) in _Robust(scored, lambda r: _letters(r.text), group, 1.0).stats.items()}
     flags = []
     for r in rows:
         reasons = []
@@ -176,6 +180,8 @@ def flag(rows: Sequence[Scored], config: CleanConfig = CleanConfig()) -> list[Fl
                 reasons.append(f"unaligned: {r.error}")
         else:
             z = cer.z(r)
+            if z is not None:     # the CER of a short transcript varies more: its spread scaled by sqrt(median / letters)
+                z /= math.sqrt(max(1.0, letters[group(r)] / max(1, _letters(r.text))))
             if z is not None and z > config.cer_z and r.greedy_cer > config.cer_floor:
                 reasons.append(f"cer z={z:.1f}")
             z = gap.z(r)

@@ -161,6 +161,8 @@ def _import(args) -> int:
     except ImportRejected as exc:
         print(str(exc), file=sys.stderr)
         return 1
+    finally:
+        engine.dispose()      # no connection left open in a process that goes on (store.connect's header read)
     print(report.format())
     return 0
 
@@ -448,12 +450,13 @@ def _segment(args) -> int:
 def _align(args) -> int:
     from vasr.align import AlignConfig, align_split
 
-    flags = {"batch": args.batch, "threads": args.threads}
-    config = dataclasses.replace(
-        AlignConfig(model_dir=args.model_dir, checkpoint=args.checkpoint, split=args.split,
-                    split_version=args.split_version, db=args.db,
-                    model_file="model.int8.onnx" if args.int8 else "model.onnx"),
-        **{k: v for k, v in flags.items() if v is not None})
+    flags = {"batch": args.batch, "threads": args.threads, "folds": args.folds, "train_config": args.train_config,
+             "fold_dir": args.fold_dir, "fold_seed": args.fold_seed}
+    config = AlignConfig(model_dir=args.model_dir, checkpoint=args.checkpoint, split=args.split,
+                         split_version=args.split_version, db=args.db,
+                         model_file="model.int8.onnx" if args.int8 else "model.onnx",
+                         train_overrides=tuple(args.train_set),
+                         **{k: v for k, v in flags.items() if v is not None})
     if args.print_config:
         return _print_config(config)
     print(align_split(config).format())
