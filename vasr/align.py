@@ -454,12 +454,15 @@ def _create_run(engine, config: AlignConfig) -> int:
     from vasr.db.schema import alignment_runs, check_lengths, models
 
     check_lengths(alignment_runs, {"split": config.split, "split_version": config.split_version}, "alignment run")
-    where = config.model if config.folds else Path(config.model).resolve()
-    paths = [str(where), str(where / config.model_file)] if not config.folds else []
     with engine.begin() as conn:
-        model_id = conn.execute(select(models.c.id).where(or_(models.c.onnx_path.in_(paths),
-                                                              models.c.checkpoint_path.in_(paths)))
-                                .order_by(models.c.id.desc())).scalars().first() if paths else None
+        if config.folds:                   # K models trained for this run: none of them is registered under one id
+            where, model_id = config.model, None
+        else:
+            where = Path(config.model).resolve()
+            paths = [str(where), str(where / config.model_file)]
+            model_id = conn.execute(select(models.c.id).where(or_(models.c.onnx_path.in_(paths),
+                                                                  models.c.checkpoint_path.in_(paths)))
+                                    .order_by(models.c.id.desc())).scalars().first()
         return conn.execute(insert(alignment_runs).values(
             model=str(where), model_id=model_id, split=config.split, split_version=config.split_version,
             config={k: v for k, v in dataclasses.asdict(config).items() if k != "db"})).inserted_primary_key[0]
