@@ -144,6 +144,27 @@ def test_sqlite_path_that_is_not_vasrs_is_refused_untouched(case, tmp_path):
         assert _snapshot(path) == before, command
 
 
+def test_opening_a_database_keeps_the_locks_of_the_process_s_other_connections(tmp_path):
+    """Checking a file before opening it must not close a descriptor of its own on it: POSIX drops every
+    lock the process holds on a file when any descriptor of it is closed, and another process could then
+    write beside a transaction still in progress."""
+    path = tmp_path / "held.db"
+    store.connect(path).dispose()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA journal_mode = DELETE")
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("UPDATE alembic_version SET version_num = version_num")
+    try:
+        store._check_sqlite_file(path, "held")
+        other = subprocess.run([sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], "
+                                "timeout=0); c.execute('BEGIN IMMEDIATE')", str(path)],
+                               capture_output=True, text=True, timeout=60)
+        assert other.returncode == 1 and "database is locked" in other.stderr, other.stderr
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
 def test_directory_as_database(tmp_path):
     before = sorted(os.listdir(tmp_path))
     assert_one_line(vasr("db", "stats", "--db", str(tmp_path)), str(tmp_path), "is a directory")

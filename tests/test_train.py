@@ -23,7 +23,7 @@ from vasr.db.schema import data_augmentations, epoch_metrics, models, prediction
 from vasr.kernels import FbankOptions, compute_fbank
 from vasr.model import ModelConfig
 from vasr.text.tokens import CharTokenizer
-from vasr.train import BEST, LAST, OptimConfig, TrainConfig, get_lr, train
+from vasr.train import BEST, LAST, OptimConfig, TrainConfig, get_lr, native_bf16, resolve_precision, train
 
 # (transcript, split, speaker): 6 train, 2 val, 2 test utterances, speakers disjoint across splits
 CORPUS = [("xin chào", "train", "a"), ("cảm ơn bạn", "train", "a"), ("một hai ba", "train", "b"),
@@ -72,6 +72,14 @@ def test_get_lr_warms_up_then_decays_to_the_floor():
     assert get_lr(60, optim, 110) == pytest.approx(1e-4 + 0.9e-3 * 0.5)
     assert get_lr(110, optim, 110) == pytest.approx(1e-4)
     assert get_lr(500, optim, 110) == pytest.approx(1e-4)
+
+
+def test_precision_auto_is_bf16_only_where_the_device_computes_it_natively():
+    cpu = torch.device("cpu")
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert native_bf16(cpu) is native
+    assert resolve_precision("auto", cpu) == ("bf16" if native else "fp32")
+    assert [resolve_precision(p, cpu) for p in ("fp32", "bf16", "fp16")] == ["fp32", "bf16", "fp16"]  # as asked
 
 
 def test_batches_cover_each_utterance_once_within_the_frame_budget():
@@ -158,13 +166,16 @@ def test_interrupted_and_resumed_equals_uninterrupted(sqlite_corpus, tmp_path):
 
 def test_run_rows_in_the_database(db_url, tmp_path):
     make_corpus(tmp_path / "audio", db_url)
-    result = train(tiny_config(db_url, tmp_path / "runs", sample_predictions=2))
+    result = train(tiny_config(db_url, tmp_path / "runs", sample_predictions=2, precision="auto"))
     engine = store.connect(db_url)
     with engine.connect() as conn:
         run = conn.execute(select(training_runs)).one()
         assert (run.id, run.status, run.name) == (result.run_id, "completed", "t")
         assert run.config["model"]["d_model"] == 32 and run.hardware["torch"] == torch.__version__
         assert run.hyperparameters["train_utterances"] == 6 and run.finished_at is not None
+        # the config keeps "auto", the run records what it computed in
+        assert run.config["precision"] == "auto"
+        assert run.hyperparameters["precision"] == ("bf16" if native_bf16(torch.device("cpu")) else "fp32")
         assert 0.0 <= run.best_cer <= 1.0 and run.duration_s > 0
         metrics = conn.execute(select(epoch_metrics).order_by(epoch_metrics.c.epoch)).all()
         assert [m.epoch for m in metrics] == [1, 2]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import closing
 from operator import attrgetter
 import random
 import sqlite3
@@ -14,6 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, NamedTuple, Sequence
+from urllib.parse import quote
 
 from alembic import command
 from alembic.config import Config
@@ -37,7 +39,6 @@ class DatabaseError(RuntimeError):
     """A database that vasr cannot or must not use: one line naming it and what is wrong."""
 
 
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 _PG_MIGRATION_LOCK = 0x76617372_0001   # pg_advisory_xact_lock keys: 'vasr' + 1 (migrations), + 2 (imports)
 _PG_IMPORT_LOCK = 0x76617372_0002
 PAUSE_ENV_VAR = "VASR_TEST_MIGRATION_PAUSE"  # tests only: seconds to sleep after each migration step
@@ -164,14 +165,20 @@ def _check_sqlite_file(path: Path, name: str) -> None:
                             "or give another --db)")
     if path.stat().st_size == 0:
         return  # an empty file: a new database
+    # read through SQLite itself: closing a plain file descriptor on the database would drop every POSIX
+    # lock this process's other connections hold on it (a concurrent writer could then corrupt it);
+    # SQLite keeps such a descriptor open until those connections are done
     try:
-        with path.open("rb") as f:
-            header = f.read(len(_SQLITE_MAGIC))
-    except OSError as exc:
-        raise DatabaseError(f"{name} cannot be read: {exc.strerror or exc}") from None
-    if header != _SQLITE_MAGIC:
-        raise DatabaseError(f"{name} is not an SQLite database (the file does not start with the SQLite header); "
-                            "nothing was written to it")
+        with closing(sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=rw", uri=True, timeout=30)) as probe:
+            probe.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as exc:
+        if exc.sqlite_errorname == "SQLITE_NOTADB":
+            raise DatabaseError(f"{name} is not an SQLite database (SQLite does not read it as one); nothing was "
+                                "written to it") from None
+        if exc.sqlite_errorname == "SQLITE_BUSY":
+            raise DatabaseError(f"{name} stayed locked by another connection for 30 s; try again when it is "
+                                "done") from None
+        raise DatabaseError(f"{name} is not a readable SQLite database ({exc}); nothing was written to it") from None
 
 
 def check_owned(tables: set[str], revision: str | None, name: str) -> None:
