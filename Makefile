@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 # Debian packages: speech synthesis for the corpus, a PostgreSQL server for the tests, a C++ compiler,
 # jemalloc (the trainer's allocator: glibc's fragments under changing batch shapes),
 # what KenLM's lmplz/build_binary are built with (they are not on PyPI), LibreOffice's Vietnamese help
-# (the held-out text of the punctuation model), and the headless browser of the web page's test
+# (the punctuation model's prose), and the headless browser of the web page's test
 DEBS   := espeak-ng postgresql g++ python3-venv python3-dev cmake libjemalloc2 libboost-program-options-dev \
           libboost-system-dev libboost-thread-dev libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev \
           libreoffice-help-vi chromium chromium-driver
