@@ -1,7 +1,8 @@
 """Training data from shards (``vasr.data.shards``) against the same split from the database.
 
 * training throughput (ms of training per second of audio; the report's ratio is shards vs database):
-  the tiny preset's model, optimizer and bf16 autocast, one thread, fed the same planned batches
+  the tiny preset's model, optimizer and precision (``auto``: bf16 where the CPU has it), one thread,
+  fed the same planned batches
   (``data.shard_size`` = the shards' size, so both sides train on identical batches), timed in blocks
   of BLOCK steps that alternate with untimed blocks of the other source (a shared machine's load
   then falls on both alike);
@@ -35,7 +36,7 @@ from vasr.db.runs import split_records  # noqa: E402
 from vasr.model import CtcModel, ctc_loss_sum  # noqa: E402
 from vasr.runtime import audio  # noqa: E402
 from vasr.text.tokens import CharTokenizer  # noqa: E402
-from vasr.train import TrainConfig  # noqa: E402
+from vasr.train import TrainConfig, resolve_precision  # noqa: E402
 
 DB_ENV = "VASR_BENCH_SHARDS_DB"
 TONES = 80 if QUICK else 400             # utterances of the generated corpus
@@ -100,7 +101,8 @@ def _trainer(corpus, source: str, first_epoch: int = 0):
     torch.manual_seed(0)
     model = CtcModel(config.model, tokenizer.vocab_size).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.optim.lr)
-    amp = functools.partial(torch.autocast, "cpu", dtype=torch.bfloat16, enabled=config.precision == "bf16")
+    amp = functools.partial(torch.autocast, "cpu", dtype=torch.bfloat16,
+                            enabled=resolve_precision(config.precision, torch.device("cpu")) == "bf16")
 
     def batches():
         epoch = first_epoch
