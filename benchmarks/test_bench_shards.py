@@ -36,7 +36,7 @@ from vasr.db.runs import split_records  # noqa: E402
 from vasr.model import CtcModel, ctc_loss_sum  # noqa: E402
 from vasr.runtime import audio  # noqa: E402
 from vasr.text.tokens import CharTokenizer  # noqa: E402
-from vasr.train import TrainConfig, resolve_precision  # noqa: E402
+from vasr.train import TrainConfig, autocast, resolve_precision  # noqa: E402
 
 DB_ENV = "VASR_BENCH_SHARDS_DB"
 TONES = 80 if QUICK else 400             # utterances of the generated corpus
@@ -101,8 +101,8 @@ def _trainer(corpus, source: str, first_epoch: int = 0):
     torch.manual_seed(0)
     model = CtcModel(config.model, tokenizer.vocab_size).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.optim.lr)
-    amp = functools.partial(torch.autocast, "cpu", dtype=torch.bfloat16,
-                            enabled=resolve_precision(config.precision, torch.device("cpu")) == "bf16")
+    cpu = torch.device("cpu")
+    amp = autocast(resolve_precision(config.precision, cpu), cpu)
 
     def batches():
         epoch = first_epoch

@@ -10,8 +10,8 @@ from vasr.demo import DemoConfig, run_demo
 TINY_TRAINING = ("epochs=1", "max_minutes=0", "progress=false", "model.d_model=32", "model.num_layers=1",
                  "model.num_heads=2", "model.ff_dim=64", "model.subsampling_channels=8", "data.max_frames=4000")
 
-TINY_PUNCT = ("epochs=1", "sources=[catalogues,generated]", "generated=200", "heldout=''", "max_vocab=500", "buckets=256", "model.dim=32",
-              "model.layers=1", "model.heads=2", "model.ff_dim=64")
+TINY_PUNCT = ("epochs=1", "sources=[catalogues,generated]", "generated=200", "heldout=''", "max_vocab=500",
+              "buckets=256", "model.dim=32", "model.layers=1", "model.heads=2", "model.ff_dim=64")
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")

@@ -113,6 +113,12 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "bf16" if native_bf16(device) else "fp32"
 
 
+def autocast(precision: str, device: torch.device):
+    """Training's autocast context factory for a resolved ``precision`` (off for fp32)."""
+    return functools.partial(torch.autocast, device.type, dtype=torch.float16 if precision == "fp16"
+                             else torch.bfloat16, enabled=precision != "fp32")
+
+
 def check_spelling(tokenizer, texts: list[str], checkpoint_path: str, split_version: str) -> None:
     """ValueError when the training transcripts hold characters that ``tokenizer`` (a fine-tuned
     checkpoint's) cannot spell: the model could never learn to write them."""
@@ -333,8 +339,7 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None, stop_at_
     o = c.optim
     optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
-    amp = functools.partial(torch.autocast, device.type, dtype=torch.float16 if precision == "fp16"
-                            else torch.bfloat16, enabled=precision != "fp32")
+    amp = autocast(precision, device)
     per_epoch = math.ceil(len(source.plan(c.data, c.seed, 0, rank, world)) / o.accum_steps)
     total_steps = c.max_steps or per_epoch * c.epochs
 
