@@ -3,7 +3,7 @@ PyTorch, the int8 gate, metadata, the models table.
 
 ``exported()`` builds the fixture once per test session (test_runtime.py and test_sherpa.py use it
 too): 8 Vietnamese sentences rendered by espeak-ng at two speeds train a 2-layer Transformer-CTC
-for 150 steps (~4 s) until it transcribes them; a third speed is the held-out gate set.
+for 150 steps in float64 (~9 s) until it transcribes them; a third speed is the held-out gate set.
 """
 from __future__ import annotations
 
@@ -75,9 +75,14 @@ def _trained_and_exported(streaming: bool) -> dict:
     torch.manual_seed(0)
     model = CtcModel(config.model, tokenizer.vocab_size)
     feats = [torch.from_numpy(compute_fbank(w)) for w in waves]
-    every = torch.cat(feats)
+    every = torch.cat(feats).double()
     model.set_cmvn(every.mean(0), every.std(0))
-    x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
+    # statistics and training in float64: fp32 training is chaotic (a 1e-6 nudge to one initial
+    # weight moved final weights by up to 0.12), so CPUs that sum in another order (AVX2, AVX-512)
+    # got different models; in float64 a 1e-13 nudge changes 36 of the 91k weights by one fp32
+    # rounding step. The features (float64 inside, one rounding) are the same on every CPU.
+    model.double()
+    x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True).double()
     x_lens = torch.tensor([len(f) for f in feats])
     targets = [torch.tensor(tokenizer.encode(t)) for t in texts]
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
@@ -91,6 +96,7 @@ def _trained_and_exported(streaming: bool) -> dict:
         loss.backward()
         optimizer.step()
     torch.set_num_threads(threads)
+    model.float()
     checkpoint = root / "fixture.pt"
     torch.save({"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(config), "model": model.eval().state_dict(),
                 "tokenizer": tokenizer.to_state(), "run_id": 0, "num_parameters": num_parameters(model)},
