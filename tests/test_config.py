@@ -41,6 +41,17 @@ def test_bad_overrides():
         cfg.override(SynthConfig(), ["split_ratios=[0.8, x, 0.1]"])
 
 
+def test_overrides_are_checked_together_once_all_are_applied():
+    from vasr.segment import SegmentConfig
+
+    # overlap_s <= window_s / 4: with the default overlap (2 s) a 4 s window alone is refused
+    with pytest.raises(ValueError, match="overlap_s must be between 0 and window_s / 4, got 2.0"):
+        cfg.override(SegmentConfig(), ["window_s=4"])
+    config = cfg.override(SegmentConfig(), ["window_s=4", "overlap_s=1"])
+    assert (config.window_s, config.overlap_s, config.batch) == (4.0, 1.0, 4)
+    assert cfg.override(SegmentConfig(), ["overlap_s=1", "window_s=4"]) == config
+
+
 # -- floats, presets, suggestions, YAML output
 
 @pytest.mark.parametrize("raw, value", [("5e-4", 0.0005), ("1E-3", 0.001), (".5", 0.5), ("-2.5e+1", -25.0),

@@ -81,22 +81,7 @@ def _trained_and_exported(streaming: bool) -> dict:
     # weight moved final weights by up to 0.12), so CPUs that sum in another order (AVX2, AVX-512)
     # got different models; in float64 a 1e-13 nudge changes 36 of the 91k weights by one fp32
     # rounding step. The features (float64 inside, one rounding) are the same on every CPU.
-    model.double()
-    x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True).double()
-    x_lens = torch.tensor([len(f) for f in feats])
-    targets = [torch.tensor(tokenizer.encode(t)) for t in texts]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)        # a second thread on a busy 2-core machine made training 20x slower
-    for _ in range(TRAIN_STEPS):
-        log_probs, lens = model(x, x_lens)
-        loss = torch.nn.functional.ctc_loss(log_probs.transpose(0, 1), torch.cat(targets), lens,
-                                            torch.tensor([len(t) for t in targets]), zero_infinity=True)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    torch.set_num_threads(threads)
-    model.float()
+    train_in_float64(model, feats, [tokenizer.encode(t) for t in texts], TRAIN_STEPS, lr=3e-3)
     checkpoint = root / "fixture.pt"
     torch.save({"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(config), "model": model.eval().state_dict(),
                 "tokenizer": tokenizer.to_state(), "run_id": 0, "num_parameters": num_parameters(model)},
@@ -106,6 +91,28 @@ def _trained_and_exported(streaming: bool) -> dict:
                                  gate=DataSource(manifest=str(root / "test.csv")), db=str(db)))
     return {"root": root, "checkpoint": checkpoint, "manifest": root / "test.csv", "db": db,
             "model_dir": root / "model", "report": report, "train_waves": waves, "train_texts": texts}
+
+
+def train_in_float64(model, feats: list, targets: list[list[int]], steps: int, lr: float) -> None:
+    """``steps`` full-batch AdamW steps of CTC on ``feats`` (fbank tensors) in float64, on one thread
+    (a second thread on a busy 2-core machine made training 20x slower); ``model`` ends in float32."""
+    import torch
+
+    model.double().train()
+    x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True).double()
+    x_lens = torch.tensor([len(f) for f in feats])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    for _ in range(steps):
+        log_probs, lens = model(x, x_lens)
+        loss = torch.nn.functional.ctc_loss(log_probs.transpose(0, 1), torch.tensor(sum(targets, [])), lens,
+                                            torch.tensor([len(t) for t in targets]), zero_infinity=True)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    torch.set_num_threads(threads)
+    model.float()
 
 
 def _torch_and_onnx(fixture, waves, batched: bool):

@@ -1,27 +1,87 @@
 """Long-audio segmentation (``vasr segment``): a recording made of the fixture model's training clips
-with pauses between them is cut back into its sentences, and imported as segments of the one file."""
+with pauses between them is cut back into its sentences, and imported as segments of the one file.
+
+The session's fixture model never heard a pause (its clips are trimmed), and on a recording with
+pauses it spells garbage, so the cuts were luck of its weights. These tests fine-tune it for a few
+steps on other recordings of the same kind: the clips of both training speeds in random orders, with
+random pauses; the test recording is its own order and pauses."""
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from test_export import SENTENCES, exported
+from test_export import SENTENCES, TRAIN_SPEEDS, exported, train_in_float64
 
 RATE = 16000
 WHOLE_S = 60.0                      # the test recording is 15 s: one model window
+WINDOWS = ("window_s=4", "overlap_s=1")   # 11 windows over it, joined
+NOISE_DB = -65                      # the floor under the pauses, dBFS
+PAUSED_STEPS = 60
 
 
 def _run(*args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "vasr", *map(str, args)], capture_output=True, text=True)
 
 
+def _sets() -> list[str]:
+    return [arg for kv in WINDOWS for arg in ("--set", kv)]
+
+
 def _whole():
     from vasr.segment import SegmentConfig
     return SegmentConfig(window_s=WHOLE_S)
+
+
+def _windows():
+    from vasr.segment import SegmentConfig
+    return SegmentConfig(window_s=4.0, overlap_s=1.0)
+
+
+@functools.lru_cache(maxsize=1)
+def paused_model() -> Path:
+    """The fixture model fine-tuned in float64 (the same weights on every CPU, see test_export) on
+    8 recordings of 2-8 training clips in random order, each after a 0.3-1.3 s pause (~62 s of audio,
+    ~40 s on one thread); exported beside it. Its greedy text is still poor, but its alignments hold."""
+    import torch
+
+    from vasr.checkpoint import load_checkpoint
+    from vasr.data.utterance import DataSource
+    from vasr.export.onnx_export import ExportConfig, export
+    from vasr.kernels import compute_fbank
+    from vasr.runtime.audio import load
+
+    fixture = exported()
+    loaded = load_checkpoint(fixture["checkpoint"])
+    model, tokenizer = loaded.model, loaded.tokenizer
+    rng = np.random.default_rng(1)
+    clips = {speed: [load(fixture["root"] / f"s{speed}_{i}.wav") for i in range(len(SENTENCES))] for speed in TRAIN_SPEEDS}
+    waves, texts = [], []
+    for k in range(8):
+        order = rng.permutation(len(SENTENCES))[: rng.integers(2, len(SENTENCES) + 1)]
+        parts = []
+        for i in order:
+            parts += [_floor(rng, rng.uniform(0.3, 1.3)), clips[TRAIN_SPEEDS[k % 2]][i]]
+        waves.append(np.concatenate(parts + [_floor(rng, rng.uniform(0.3, 1.0))]))
+        texts.append(" ".join(SENTENCES[i] for i in order))
+    train_in_float64(model, [torch.from_numpy(compute_fbank(w)) for w in waves],
+                     [tokenizer.encode(t) for t in texts], PAUSED_STEPS, lr=2e-3)
+    model.eval()
+    root = Path(tempfile.mkdtemp(prefix="vasr-segment-fixture-"))
+    torch.save({**loaded.raw, "model": model.state_dict()}, root / "paused.pt")
+    export(ExportConfig(checkpoint=str(root / "paused.pt"), out_dir=str(root / "model"),
+                        gate=DataSource(manifest=str(fixture["manifest"])), register=False, db=str(root / "vasr.db")))
+    return root / "model"
+
+
+def _floor(rng, seconds: float) -> np.ndarray:
+    return rng.normal(0, 10 ** (NOISE_DB / 20), int(seconds * RATE)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +104,7 @@ def recording(tmp_path_factory):
             texts.append(text)
             at += len(clip)
     wave = np.concatenate(pieces + [np.zeros(RATE // 2, np.float32)])
-    wave += rng.normal(0, 10 ** (-65 / 20), wave.shape).astype(np.float32)
+    wave += rng.normal(0, 10 ** (NOISE_DB / 20), wave.shape).astype(np.float32)
     sf.write(str(out / "long.wav"), wave, RATE, subtype="PCM_16")
     (out / "long.txt").write_text(". ".join(t.capitalize() for t in texts) + ".\n", encoding="utf-8")
     return out / "long.wav", out / "long.txt", texts, spans
@@ -56,9 +116,8 @@ def test_cuts_fall_on_the_sentences_with_their_text(recording):
     from vasr.segment import segment_recording
 
     wav, txt, texts, spans = recording
-    recognizer = Recognizer(exported()["model_dir"], RecognizerOptions(raw=True))
-    # one window: the fixture model, trained on clips without silence, needs all the context it can get
-    cuts = segment_recording(recognizer, load(wav), txt.read_text(encoding="utf-8"), _whole())
+    recognizer = Recognizer(paused_model(), RecognizerOptions(raw=True))
+    cuts = segment_recording(recognizer, load(wav), txt.read_text(encoding="utf-8"), _windows())
     assert [c.text for c in cuts] == [t.capitalize() + "." for t in texts]   # as written in the transcript
     worst = max(max(abs(c.start_s - a), abs(c.end_s - b)) for c, (a, b) in zip(cuts, spans))
     assert worst <= 0.2, [(c.start_s, c.end_s, s) for c, s in zip(cuts, spans)]
@@ -120,8 +179,8 @@ def test_vasr_segment_imports_the_segments_once(recording, db_url):
     from vasr.db.schema import audio_files, data_splits, transcripts
 
     wav, txt, texts, _ = recording
-    model = exported()["model_dir"]
-    out = _run("segment", model, wav, txt, "--set", f"window_s={WHOLE_S}", "--db", db_url, "--speaker", "reader1", "--split", "train")
+    model = paused_model()
+    out = _run("segment", model, wav, txt, *_sets(), "--db", db_url, "--speaker", "reader1", "--split", "train")
     assert out.returncode == 0, out.stderr
     assert f"{len(texts)} new, 0 already present, 0 rejected" in out.stdout
     engine = store.connect(db_url)
@@ -132,15 +191,17 @@ def test_vasr_segment_imports_the_segments_once(recording, db_url):
     engine.dispose()
     assert [r.normalized_text for r in rows] == texts
     assert {(r.path, r.speaker, r.split) for r in rows} == {(str(wav.resolve()), "reader1", "train")}
-    again = _run("segment", model, wav, txt, "--set", f"window_s={WHOLE_S}", "--db", db_url, "--split", "train", "--speaker", "reader1")
+    again = _run("segment", model, wav, txt, *_sets(), "--db", db_url, "--split", "train", "--speaker", "reader1")
     assert f"0 new, 0 already present" not in again.stdout
     assert f"0 new, {len(texts)} already present, 0 rejected" in again.stdout, again.stdout + again.stderr
 
 
 def test_a_sentence_the_audio_does_not_hold_is_rejected(recording, tmp_path):
-    """The weak fixture model cannot tell where the extra sentence is; what it does tell: the segments
-    after it squeezed into stretches too short for their words. They are rejected, the ones before
-    it are imported."""
+    """A transcript with a sentence the recording does not hold is refused whole, naming the
+    segments the alignment had to squeeze; --skip-bad imports the others. The extra sentence is made
+    of words the recording says elsewhere, and the fine-tuned fixture model lets it take the audio of
+    its neighbours (its confidence, 0.12, stays above the floor): what gives it away are the sentences
+    left with too little sound for their words."""
     import re
 
     wav, txt, texts, _ = recording
@@ -149,17 +210,33 @@ def test_a_sentence_the_audio_does_not_hold_is_rejected(recording, tmp_path):
     wrong.write_text(". ".join(texts[:4] + ["người dân cảm ơn bạn tiếng việt hòa bình"] + texts[4:]) + ".",
                      encoding="utf-8")
     db = tmp_path / "vasr.db"
-    model = exported()["model_dir"]
-    refused = _run("segment", model, wav, wrong, "--set", f"window_s={WHOLE_S}", "--db", db)
+    model = paused_model()
+    refused = _run("segment", model, wav, wrong, *_sets(), "--db", db)
     assert refused.returncode == 1
     rejected = [int(n) for n in re.findall(r"rejected long\.wav@[0-9.]+-[0-9.]+s \(segment (\d+)\)", refused.stderr)]
-    assert rejected and min(rejected) >= 5, refused.stderr
+    assert rejected and min(rejected) >= 3, refused.stderr
     assert "the transcript does not match the audio here" in refused.stderr
     assert "nothing was imported" in refused.stderr
-    kept = _run("segment", model, wav, wrong, "--set", f"window_s={WHOLE_S}", "--db", db, "--skip-bad")
+    assert not db.exists() or _imported(db) == []
+    kept = _run("segment", model, wav, wrong, *_sets(), "--db", db, "--skip-bad")
     assert kept.returncode == 0, kept.stderr
     assert f"{9 - len(rejected)} new, 0 already present, {len(rejected)} rejected" in kept.stdout
-    assert all(f"{c}" in kept.stdout for c in texts[:4])
+    imported = _imported(db)
+    assert len(imported) == 9 - len(rejected) and imported[:2] == texts[:2]
+
+
+def _imported(db) -> list[str]:
+    from sqlalchemy import select
+
+    from vasr.db import store
+    from vasr.db.schema import audio_files, transcripts
+
+    engine = store.connect(db)
+    with engine.connect() as conn:
+        rows = conn.execute(select(transcripts.c.normalized_text).join(audio_files)
+                            .order_by(audio_files.c.start_s)).scalars().all()
+    engine.dispose()
+    return list(rows)
 
 
 @pytest.mark.parametrize("case", ["no recording", "not utf-8", "no words"])

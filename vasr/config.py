@@ -76,7 +76,9 @@ def from_dict(cls: type[C], data: dict[str, Any], where: str = "") -> C:
 
 
 def override(config: C, assignments: list[str]) -> C:
-    """Apply ``dotted.key=value`` assignments (values parsed as YAML) to a frozen config."""
+    """Apply ``dotted.key=value`` assignments (values parsed as YAML) to a frozen config; the config's
+    own checks run once, on the result (``window_s=4 overlap_s=1`` may pass where either alone fails)."""
+    data = to_dict(config)
     for assignment in assignments:
         key, sep, raw = assignment.partition("=")
         key = key.strip()
@@ -86,8 +88,13 @@ def override(config: C, assignments: list[str]) -> C:
             value = yaml.safe_load(raw)
         except yaml.YAMLError as exc:
             raise ValueError(f"override {key}: {_one_line(exc)}") from exc
-        config = _replace_path(config, key.split("."), value, key, type(config))
-    return config
+        keys = key.split(".")
+        new = _coerced(config, keys, value, key, type(config))
+        node = data
+        for k in keys[:-1]:
+            node = node[k]
+        node[keys[-1]] = _plain(new)
+    return from_dict(type(config), data) if assignments else config
 
 
 def load(cls: type[C], path: str | Path | None = None, overrides: list[str] | None = None) -> C:
@@ -144,7 +151,8 @@ def _from_dict(cls: type[C], data: Any, where: str, prefix: str, root: type) -> 
     return cls(**kwargs)
 
 
-def _replace_path(config: Any, keys: list[str], value: Any, full_key: str, root: type) -> Any:
+def _coerced(config: Any, keys: list[str], value: Any, full_key: str, root: type) -> Any:
+    """``value`` as the type of the field that ``keys`` name in ``config``."""
     field_types = typing.get_type_hints(type(config))
     names = {f.name for f in dataclasses.fields(config)}
     head = keys[0]
@@ -152,13 +160,11 @@ def _replace_path(config: Any, keys: list[str], value: Any, full_key: str, root:
         raise ValueError(f"override {full_key}: {type(config).__name__} has no field {head!r}"
                          f"{_did_you_mean(full_key, field_names(root))}")
     if len(keys) == 1:
-        new = _coerce(field_types[head], value, full_key, "override ", root)
-    else:
-        child = getattr(config, head)
-        if not dataclasses.is_dataclass(child):
-            raise ValueError(f"override {full_key}: {head!r} is not a section")
-        new = _replace_path(child, keys[1:], value, full_key, root)
-    return dataclasses.replace(config, **{head: new})
+        return _coerce(field_types[head], value, full_key, "override ", root)
+    child = getattr(config, head)
+    if not dataclasses.is_dataclass(child):
+        raise ValueError(f"override {full_key}: {head!r} is not a section")
+    return _coerced(child, keys[1:], value, full_key, root)
 
 
 def _coerce(tp: Any, value: Any, key: str, where: str = "", root: type | None = None) -> Any:
