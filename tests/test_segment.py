@@ -40,8 +40,9 @@ def _whole():
 
 
 def _windows():
+    from vasr import config as cfg
     from vasr.segment import SegmentConfig
-    return SegmentConfig(window_s=4.0, overlap_s=1.0)
+    return cfg.override(SegmentConfig(), list(WINDOWS))
 
 
 @functools.lru_cache(maxsize=1)
@@ -65,10 +66,7 @@ def paused_model() -> Path:
     waves, texts = [], []
     for k in range(8):
         order = rng.permutation(len(SENTENCES))[: rng.integers(2, len(SENTENCES) + 1)]
-        parts = []
-        for i in order:
-            parts += [_floor(rng, rng.uniform(0.3, 1.3)), clips[TRAIN_SPEEDS[k % 2]][i]]
-        waves.append(np.concatenate(parts + [_floor(rng, rng.uniform(0.3, 1.0))]))
+        waves.append(_paused([clips[TRAIN_SPEEDS[k % 2]][i] for i in order], rng, (0.3, 1.3), rng.uniform(0.3, 1.0))[0])
         texts.append(" ".join(SENTENCES[i] for i in order))
     train_in_float64(model, [torch.from_numpy(compute_fbank(w)) for w in waves],
                      [tokenizer.encode(t) for t in texts], PAUSED_STEPS, lr=2e-3)
@@ -80,8 +78,17 @@ def paused_model() -> Path:
     return root / "model"
 
 
-def _floor(rng, seconds: float) -> np.ndarray:
-    return rng.normal(0, 10 ** (NOISE_DB / 20), int(seconds * RATE)).astype(np.float32)
+def _paused(clips: list[np.ndarray], rng, pause_s: tuple[float, float], tail_s: float) -> tuple[np.ndarray, list[int]]:
+    """``clips`` joined, each after a pause drawn from ``pause_s``, then ``tail_s`` of silence, over
+    a noise floor at NOISE_DB; and the sample at which each clip starts."""
+    pieces, starts, at = [], [], 0
+    for clip in clips:
+        pause = int(rng.uniform(*pause_s) * RATE)
+        pieces += [np.zeros(pause, np.float32), clip]
+        starts.append(at + pause)
+        at += pause + len(clip)
+    wave = np.concatenate(pieces + [np.zeros(int(tail_s * RATE), np.float32)])
+    return wave + rng.normal(0, 10 ** (NOISE_DB / 20), wave.shape).astype(np.float32), starts
 
 
 @pytest.fixture(scope="module")
@@ -91,20 +98,13 @@ def recording(tmp_path_factory):
     from vasr.segment import frame_energy_db
 
     root, out = exported()["root"], tmp_path_factory.mktemp("segment")
-    rng = np.random.default_rng(0)
-    pieces, spans, texts, at = [], [], [], 0
-    for speed in (140,):
-        for i, text in enumerate(SENTENCES):
-            clip = load(root / f"s{speed}_{i}.wav")
-            loud = np.flatnonzero(frame_energy_db(clip) > -50)
-            pause = int(rng.uniform(0.6, 1.2) * RATE)
-            pieces += [np.zeros(pause, np.float32), clip]
-            at += pause
-            spans.append((at / RATE + loud[0] / 100, at / RATE + (loud[-1] + 1) / 100))
-            texts.append(text)
-            at += len(clip)
-    wave = np.concatenate(pieces + [np.zeros(RATE // 2, np.float32)])
-    wave += rng.normal(0, 10 ** (NOISE_DB / 20), wave.shape).astype(np.float32)
+    clips = [load(root / f"s140_{i}.wav") for i in range(len(SENTENCES))]
+    wave, starts = _paused(clips, np.random.default_rng(0), (0.6, 1.2), 0.5)
+    spans = []
+    for clip, at in zip(clips, starts):
+        loud = np.flatnonzero(frame_energy_db(clip) > -50)
+        spans.append((at / RATE + loud[0] / 100, at / RATE + (loud[-1] + 1) / 100))
+    texts = list(SENTENCES)
     sf.write(str(out / "long.wav"), wave, RATE, subtype="PCM_16")
     (out / "long.txt").write_text(". ".join(t.capitalize() for t in texts) + ".\n", encoding="utf-8")
     return out / "long.wav", out / "long.txt", texts, spans
@@ -198,10 +198,9 @@ def test_vasr_segment_imports_the_segments_once(recording, db_url):
 
 def test_a_sentence_the_audio_does_not_hold_is_rejected(recording, tmp_path):
     """A transcript with a sentence the recording does not hold is refused whole, naming the
-    segments the alignment had to squeeze; --skip-bad imports the others. The extra sentence is made
-    of words the recording says elsewhere, and the fine-tuned fixture model lets it take the audio of
-    its neighbours (its confidence, 0.12, stays above the floor): what gives it away are the sentences
-    left with too little sound for their words."""
+    segments the model cannot find: the extra sentence (made of words the recording says elsewhere,
+    its mean confidence 0.05) and the one after it, squeezed; --skip-bad imports the others, and the
+    four before it as they were spoken."""
     import re
 
     wav, txt, texts, _ = recording
@@ -214,7 +213,7 @@ def test_a_sentence_the_audio_does_not_hold_is_rejected(recording, tmp_path):
     refused = _run("segment", model, wav, wrong, *_sets(), "--db", db)
     assert refused.returncode == 1
     rejected = [int(n) for n in re.findall(r"rejected long\.wav@[0-9.]+-[0-9.]+s \(segment (\d+)\)", refused.stderr)]
-    assert rejected and min(rejected) >= 3, refused.stderr
+    assert rejected and min(rejected) >= 5, refused.stderr
     assert "the transcript does not match the audio here" in refused.stderr
     assert "nothing was imported" in refused.stderr
     assert not db.exists() or _imported(db) == []
@@ -222,7 +221,7 @@ def test_a_sentence_the_audio_does_not_hold_is_rejected(recording, tmp_path):
     assert kept.returncode == 0, kept.stderr
     assert f"{9 - len(rejected)} new, 0 already present, {len(rejected)} rejected" in kept.stdout
     imported = _imported(db)
-    assert len(imported) == 9 - len(rejected) and imported[:2] == texts[:2]
+    assert len(imported) == 9 - len(rejected) and imported[:4] == texts[:4]
 
 
 def _imported(db) -> list[str]:
