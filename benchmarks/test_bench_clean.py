@@ -176,10 +176,10 @@ def test_clean_flags_corrupted_transcripts(benchmark, inputs, tmp_path):
     for row in table:
         print(f"{row['seed']:>4} {row['part']:<9} {row['utterances']:>5} {row['corrupted']:>4} {row['flagged']:>7} "
               f"{row['precision']:>5.2f} {row['recall']:>5.2f}  " + "  ".join(f"{row[k]:>8}" for k in KINDS))
-    print("missed (seed, part, kind, audio id, speaker, greedy CER, worst word gap in nats):")
+    print("missed (seed, part, kind, audio id, speaker, greedy CER, worst word contrast in nats):")
     for seed, part, kind, r in missed:
         print(f"  {seed} {part:<9} {kind:<8} {r.audio_id:>6} {r.speaker or '-':<24} {_fmt(r.greedy_cer)} "
-              f"{_fmt(r.word_gap)}  ref: {r.text}  hyp: {r.hypothesis}")
+              f"{_fmt(r.word_contrast)}  ref: {r.text}  hyp: {r.hypothesis}")
     for row in table:                  # a regression guard: swapped and truncated transcripts are the easy kinds
         for kind in ("swap", "truncate"):
             found, of = map(int, row[kind].split("/"))

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from vasr.align import WordSpan, align_tokens, align_words, token_runs
+from vasr.align import WordSpan, align_tokens, align_words, score_utterance, token_runs
 from vasr.clean import CleanConfig, Scored, flag
 from vasr.text.tokens import CharTokenizer
 
@@ -63,6 +63,9 @@ def test_a_word_the_audio_lacks_gets_a_low_confidence():
     right, wrong = align_words(lp, "ab cd", tok, FRAME_S)   # the audio says "ab ba"
     gaps = align_tokens(lp, "ab cd", tok, FRAME_S).word_gaps
     assert gaps == (3.807, 11.42)   # nats; the second word: c and d forced where a was heard (the first: b)
+    scored = score_utterance(lp, "ab cd", tok, FRAME_S, len(path) * FRAME_S)
+    assert (scored.word_gap, scored.next_word_gap, scored.worst_word) == (11.42, 3.807, "cd")
+    assert score_utterance(lp, "ab", tok, FRAME_S, len(path) * FRAME_S).next_word_gap == 0.0   # one word
     assert right.confidence >= 0.85
     assert wrong.confidence < 0.1
     assert 0.0 <= wrong.start_s < wrong.end_s <= len(path) * FRAME_S
@@ -90,30 +93,44 @@ def test_align_words_errors_name_the_problem(tok):
 
 
 def _scored(i: int, cer: float, speaker: str = "s", error: str | None = None, gap: float = -0.01,
-            rate: float = 10.0, word_gap: float = 1.0, outside: int = 0, hyp: str = "hyp") -> Scored:
+            rate: float = 10.0, word_gap: float = 1.0, next_gap: float = 0.0, outside: int = 0,
+            hyp: str | None = "hyp") -> Scored:
     return Scored(i, f"{i}.wav", speaker, "ref", hyp, None if error else gap - 0.1, None if error else -0.1,
-                  0.9, 0.8, None if error else word_gap, "ref", "heard", 1.0, outside, cer, rate, error)
+                  0.9, 0.8, None if error else word_gap, None if error else next_gap, "ref", "heard", 1.0, outside,
+                  cer, rate, error)
 
 
 def test_flag_rules_are_robust_and_need_the_floor():
     rng = np.random.default_rng(0)
     rows = [_scored(i, float(c), word_gap=float(w)) for i, (c, w) in
             enumerate(zip(rng.uniform(0.0, 0.1, 40), rng.uniform(0.0, 4.0, 40)))]
-    rows += [_scored(100, 0.8), _scored(101, 0.2), _scored(102, 0.0, error="too short"),
-             _scored(103, 0.0, gap=-2.0), _scored(104, 0.05, rate=2.0), _scored(105, 0.05, word_gap=60.0),
-             _scored(106, 0.05, word_gap=14.0), _scored(107, 0.05, outside=3), _scored(108, 0.05, hyp="hyphyp")]
+    too_fast = "cannot align 'ref': its 3 tokens need at least 3 model frames (0.12 s), the audio gives 2"
+    rows += [_scored(100, 0.8), _scored(101, 0.2), _scored(102, 0.0, error="audio: too short", hyp=None),
+             _scored(103, 0.0, gap=-2.0), _scored(104, 0.05, rate=2.0), _scored(105, 0.05, word_gap=60.0, next_gap=2.0),
+             _scored(106, 0.05, word_gap=14.0), _scored(107, 0.05, outside=3), _scored(108, 0.05, hyp="hyphyp"),
+             _scored(109, 0.05, error=too_fast), _scored(110, 0.8, error=too_fast),
+             _scored(111, 0.05, word_gap=22.0, next_gap=14.0), _scored(112, 0.05, error=too_fast, rate=11.5),
+             _scored(113, 0.05, error=too_fast, rate=10.8), _scored(114, 0.05, word_gap=40.0, next_gap=30.0)]
     config = CleanConfig(gap_z=6.0)            # the likelihood rule is off by default
     flags = {f.utterance.audio_id: f.reasons for f in flag(rows, config)}
-    # 101: an outlier, but under the CER floor; 106: a word gap under the floor
-    assert set(flags) == {100, 102, 103, 104, 105, 107, 108}
-    assert flags[100][0].startswith("cer z=") and flags[102][0].startswith("unaligned: too short")
+    # 101: an outlier, but under the CER floor; 106: a word gap under the floor; 109: its transcript does
+    # not fit the frames, but the model heard it (CER 0.05): fast speech, not a wrong transcript; 111: its
+    # worst word is bad, but the next one nearly as bad (a word the model mishears, not one replaced) and
+    # its gap under the gap floor; 114: a contrast of 10, but a gap of 40 (two bad words);
+    # 112 does not fit either and speaks faster than the voice does (rate z 3 > 2): flagged, 113 (z 1.6) not
+    assert set(flags) == {100, 102, 103, 104, 105, 107, 108, 110, 112, 114}
+    assert flags[114] == ("word gap z=7.7 ('ref' heard as 'heard', 40 nats)",)
+    assert flags[100][0].startswith("cer z=") and flags[102] == ("unaligned: audio: too short",)
+    assert len(flags[110]) == 1 and flags[110][0].startswith("cer z=")
+    assert flags[112] == (f"unaligned: {too_fast} (rate z=3.0)",)
     assert flags[103][0].startswith("likelihood") and flags[104][0].startswith("rate")
-    assert flags[105][0].startswith("word z=") and flags[105][0].endswith("('ref' heard as 'heard')")
+    assert flags[105][0].startswith("word z=")
+    assert flags[105][0].endswith("('ref' heard as 'heard', 58 nats past the next worst word)")
     assert flags[107] == ("untranscribed: 3 letters heard outside the transcript",)
     assert flags[108] == ("length x2.00",)
     assert 103 not in {f.utterance.audio_id for f in flag(rows)}
     assert not flag(rows, CleanConfig(flag_unaligned=False, cer_floor=0.9, rate_z=100, word_floor=100,
-                                      outside_letters=0, length_ratio=0))
+                                      word_gap_floor=100, outside_letters=0, length_ratio=0))
     # a speaker with enough utterances is judged against itself: a weak voice's high CER is its normal
     weak = [_scored(200 + i, 0.5 + 0.01 * (i % 5), speaker="weak") for i in range(25)]
     assert {f.utterance.audio_id for f in flag(rows + weak, config)} == set(flags)

@@ -32,9 +32,9 @@ What ``vasr align`` stores per utterance (``score_utterance``): the CTC log-like
 reference and the greedy best path's log-probability, per frame; the mean and least word
 confidence; the greedy hypothesis and its CER against the reference; characters per second; the
 worst word's gap (``Alignment.word_gaps``: how many nats the argmax path beats the aligned one over
-the word's frames), that word, what the greedy hypothesis says over those frames and how different
-the two are; and how many letters the greedy hypothesis has before the first aligned word or after
-the last one (speech the transcript leaves out).
+the word's frames) and the next worst word's, that word, what the greedy hypothesis says over those
+frames and how different the two are; and how many letters the greedy hypothesis has before the first
+aligned word or after the last one (speech the transcript leaves out).
 
 This module imports numpy, vasr.kernels and vasr.text at import time only; onnxruntime, sqlalchemy,
 tqdm and torch (``--checkpoint``) are imported by the functions that need them.
@@ -210,6 +210,7 @@ class UtteranceScore:
     mean_confidence: float | None = None   # mean of the word confidences, 0..1
     min_confidence: float | None = None    # the least confident word
     word_gap: float | None = None          # the largest word gap (``Alignment.word_gaps``), nats
+    next_word_gap: float | None = None     # the second largest (0.0 for a one-word transcript)
     worst_word: str | None = None          # the reference word of that gap ...
     worst_heard: str | None = None         # ... what the greedy hypothesis says over its frames ...
     word_mismatch: float | None = None     # ... and their letter edit distance / the longer one's letters, 0..1
@@ -253,7 +254,9 @@ def score_utterance(log_probs: np.ndarray, text: str, tokenizer, frame_s: float,
                   if f < first or f >= end)
     return UtteranceScore(**base, log_likelihood=round(ll / T, 4),
                           mean_confidence=round(sum(confidences) / len(confidences), 4),
-                          min_confidence=min(confidences), word_gap=alignment.word_gaps[worst], worst_word=word,
+                          min_confidence=min(confidences), word_gap=alignment.word_gaps[worst],
+                          next_word_gap=max((g for i, g in enumerate(alignment.word_gaps) if i != worst), default=0.0),
+                          worst_word=word,
                           worst_heard=heard, word_mismatch=round(mismatch, 3), outside_letters=outside,
                           words=alignment.words)
 
@@ -473,7 +476,8 @@ def _write_scores(engine, run_id: int, scores: Sequence[UtteranceScore]) -> None
 
     from vasr.db.schema import alignment_scores, alignment_words
 
-    fields = ("frames", "log_likelihood", "best_path", "mean_confidence", "min_confidence", "word_gap", "worst_word",
+    fields = ("frames", "log_likelihood", "best_path", "mean_confidence", "min_confidence", "word_gap",
+              "next_word_gap", "worst_word",
               "worst_heard", "word_mismatch", "outside_letters", "greedy_cer",
               "chars_per_s", "hypothesis", "error")
     with engine.begin() as conn:

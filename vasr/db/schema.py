@@ -238,6 +238,7 @@ alignment_scores = Table(
     Column("mean_confidence", Float),                      # over the reference's words, 0..1
     Column("min_confidence", Float),
     Column("word_gap", Float),                             # nats the best path beats the reference on its worst word
+    Column("next_word_gap", Float),                        # ... and on its next worst word (0: a one-word transcript)
     Column("worst_word", Text),                            # that word ...
     Column("worst_heard", Text),                           # ... what the greedy hypothesis says over its frames
     Column("word_mismatch", Float),                        # their letter edit distance / the longer's letters, 0..1
