@@ -131,6 +131,9 @@ def test_flag_rules_are_robust_and_need_the_floor():
     assert 103 not in {f.utterance.audio_id for f in flag(rows)}
     assert not flag(rows, CleanConfig(flag_unaligned=False, cer_floor=0.9, rate_z=100, word_floor=100,
                                       word_gap_floor=100, outside_letters=0, length_ratio=0))
+    # a voice whose every utterance is unaligned has no group to be judged against: flagged as unaligned
+    lone = _scored(300, 0.05, speaker="lone", error=too_fast)
+    assert [f.reasons for f in flag([*rows[:40], lone], CleanConfig(min_group=2))] == [(f"unaligned: {too_fast}",)]
     # a speaker with enough utterances is judged against itself: a weak voice's high CER is its normal
     weak = [_scored(200 + i, 0.5 + 0.01 * (i % 5), speaker="weak") for i in range(25)]
     assert {f.utterance.audio_id for f in flag(rows + weak, config)} == set(flags)

@@ -177,7 +177,7 @@ class _Robust:
 
     def z(self, row: Scored) -> float | None:
         v = self.value(row)
-        if v is None:
+        if v is None or self.group(row) not in self.stats:       # a group of unaligned utterances only
             return None
         med, spread = self.stats[self.group(row)]
         return (v - med) / spread
