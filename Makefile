@@ -7,10 +7,10 @@ PY     := $(VENV)/bin/python
 # Debian packages: speech synthesis for the corpus, a PostgreSQL server for the tests, a C++ compiler,
 # jemalloc (the trainer's allocator: glibc's fragments under changing batch shapes),
 # what KenLM's lmplz/build_binary are built with (they are not on PyPI), LibreOffice's Vietnamese help
-# (the punctuation model's prose), and the headless browser of the web page's test
+# (the punctuation model's prose) and GNOME's (its held-out check), and the headless browser of the web page's test
 DEBS   := espeak-ng postgresql g++ python3-venv python3-dev cmake libjemalloc2 libboost-program-options-dev \
           libboost-system-dev libboost-thread-dev libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev \
-          libreoffice-help-vi chromium chromium-driver
+          libreoffice-help-vi gnome-user-docs chromium chromium-driver
 KENLM  := 0.3.0
 STAMP  := $(VENV)/.installed
 

@@ -181,3 +181,24 @@ def test_the_recognizer_punctuates_with_the_model_in_its_directory(tiny_model, t
     assert t.text[0] == "X" and t.text[-1] in ".?!" and t.text[1:-1] == "in chào"
     assert [(w.start, w.end) for w in t.words] == [(w.start, w.end) for w in t.raw_words]
     assert Recognizer(model_dir, RecognizerOptions(raw=True)).transcribe(good(0)).text == "xin chào"
+
+
+def test_gnome_help_pages_give_their_paragraphs(tmp_path):
+    """The gnome source reads the <p> elements of Mallard pages, inline markup kept as its text; a
+    paragraph that is not prose (no final mark) is dropped, and a missing directory names its package."""
+    from vasr.punct.corpus import source_paragraphs
+
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "keys.page").write_text(textwrap.dedent("""\
+        <page xmlns="http://projectmallard.org/1.0/" id="keys">
+          <title>Phím tắt</title>
+          <p>Nhấn <key>Ctrl</key> và <gui>Lưu</gui>, rồi đóng cửa sổ.</p>
+          <item><p>Mở tệp &amp; thư mục</p></item>
+        </page>
+        """), encoding="utf-8")
+    paragraphs = source_paragraphs("gnome", locale_dir="", gnome_dir=str(tmp_path))
+    assert [p.words for p in paragraphs] == [("nhấn", "ctrl", "và", "lưu", "rồi", "đóng", "cửa", "sổ")]
+    assert paragraphs[0].marks == (0, 0, 0, 2, 0, 0, 0, 1)
+    assert paragraphs[0].cases == (1, 1, 0, 1, 0, 0, 0, 0)
+    with pytest.raises(FileNotFoundError, match="gnome-user-docs"):
+        source_paragraphs("gnome", locale_dir="", gnome_dir=str(tmp_path / "none"))

@@ -6,6 +6,8 @@ Sources (``SOURCES``), all on this machine and read without network:
   (``vasr.data.textsource.catalogue_entries``), split at blank lines;
 * ``libreoffice``: the paragraphs of LibreOffice's Vietnamese help (Debian ``libreoffice-help-vi``,
   HTML under ``/usr/share/libreoffice/help/vi``);
+* ``gnome``: the paragraphs of GNOME's Vietnamese help (Debian ``gnome-user-docs``, Mallard pages under
+  ``/usr/share/help/vi``): the held-out source by default, prose of another project and translation team;
 * ``generated``: everyday sentences from templates (``vasr.punct.sentences``);
 * ``file``: a UTF-8 text file of one's own, one paragraph per line.
 
@@ -29,18 +31,23 @@ from vasr.punct.labels import Labelled, label_text
 from vasr.punct.sentences import generated_paragraphs
 from vasr.text.normalize import is_syllable
 
-__all__ = ["SOURCES", "HELP_DIR", "source_paragraphs", "keep_paragraph", "is_validation", "training_windows",
+__all__ = ["SOURCES", "HELP_DIR", "GNOME_HELP_DIR", "source_paragraphs", "keep_paragraph", "is_validation", "training_windows",
            "evaluation_windows"]
 
-SOURCES = ("catalogues", "libreoffice", "generated", "file")
+SOURCES = ("catalogues", "libreoffice", "gnome", "generated", "file")
 HELP_DIR = "/usr/share/libreoffice/help/vi"
+GNOME_HELP_DIR = "/usr/share/help/vi"
 MIN_WORDS = 3
 MIN_SYLLABLE_SHARE = 0.8        # of the normalised words: the rest may be names of software, keys, ...
 _ENDS_SENTENCE = re.compile(r"[.?!][\"'”’»)\]]*$")
 _FIRST_LETTER = re.compile(r"[^\W\d_]")
 _BLANK_LINE = re.compile(r"\n\s*\n")
-_HTML_BLOCK = re.compile(r"<(p|h[1-6]|li|td|th)\b[^>]*>(.*?)</\1>", re.S)
+_HTML_BLOCK = re.compile(r"<(p|h[1-6]|li|td|th)\b[^>]*>(?P<text>.*?)</\1>", re.S)
 _HTML_TAG = re.compile(r"<[^>]+>")
+_MALLARD_PARAGRAPH = re.compile(r"<p\b[^>]*>(?P<text>.*?)</p>", re.S)
+# help source -> (project, Debian package, page files, the pattern of a block of text)
+_HELP = {"libreoffice": ("LibreOffice", "libreoffice-help-vi", "*.html", _HTML_BLOCK),
+         "gnome": ("GNOME", "gnome-user-docs", "*.page", _MALLARD_PARAGRAPH)}
 
 
 def keep_paragraph(text: str) -> Labelled | None:
@@ -57,25 +64,29 @@ def keep_paragraph(text: str) -> Labelled | None:
     return labelled
 
 
-def _help_paragraphs(directory: str | Path) -> Iterator[str]:
-    """The text of each paragraph, heading, list item and table cell of every help page. The pages are
-    generated, every text in such an element, so a pattern reads them ten times faster than
-    html.parser (0.5 s against 4.8 s); the little navigation text among them is English, which the
-    syllable share of ``keep_paragraph`` drops."""
+def _help_paragraphs(directory: str | Path, source: str = "libreoffice") -> Iterator[str]:
+    """The text of each block of every help page of ``source`` under ``directory``: LibreOffice's HTML
+    paragraphs, headings, list items and table cells, GNOME's Mallard paragraphs (inline elements such
+    as ``<gui>`` and ``<key>`` keep their text). The pages are generated, every text in such an element,
+    so a pattern reads them ten times faster than html.parser (0.5 s against 4.8 s); the little
+    navigation text among them is English, which the syllable share of ``keep_paragraph`` drops."""
+    project, package, pages, block = _HELP[source]
     root = Path(directory)
     if not root.is_dir():
-        raise FileNotFoundError(f"no LibreOffice help at {root} (Debian package libreoffice-help-vi)")
-    for path in sorted(root.rglob("*.html")):
-        for match in _HTML_BLOCK.finditer(path.read_text(encoding="utf-8", errors="replace")):
-            yield html.unescape(_HTML_TAG.sub("", match.group(2)))
+        raise FileNotFoundError(f"no {project} help at {root} (Debian package {package})")
+    for path in sorted(root.rglob(pages)):
+        for match in block.finditer(path.read_text(encoding="utf-8", errors="replace")):
+            yield html.unescape(_HTML_TAG.sub("", match.group("text")))
 
 
-def _raw_paragraphs(source: str, *, locale_dir: str, help_dir: str, text_file: str | None, generated: int,
-                    seed: int) -> Iterable[str]:
+def _raw_paragraphs(source: str, *, locale_dir: str, help_dir: str, gnome_dir: str, text_file: str | None,
+                    generated: int, seed: int) -> Iterable[str]:
     if source == "catalogues":
         return (p for entry in catalogue_entries(locale_dir) for p in _BLANK_LINE.split(entry))
     if source == "libreoffice":
         return _help_paragraphs(help_dir)
+    if source == "gnome":
+        return _help_paragraphs(gnome_dir, "gnome")
     if source == "generated":
         return generated_paragraphs(generated, seed)
     if source == "file":
@@ -85,12 +96,13 @@ def _raw_paragraphs(source: str, *, locale_dir: str, help_dir: str, text_file: s
     raise ValueError(f"unknown text source {source!r}; sources: {', '.join(SOURCES)}")
 
 
-def source_paragraphs(source: str, *, locale_dir: str, help_dir: str = HELP_DIR, text_file: str | None = None,
-                      generated: int = 0, seed: int = 0) -> list[Labelled]:
+def source_paragraphs(source: str, *, locale_dir: str, help_dir: str = HELP_DIR, gnome_dir: str = GNOME_HELP_DIR,
+                      text_file: str | None = None, generated: int = 0, seed: int = 0) -> list[Labelled]:
     """The labelled paragraphs of ``source`` that ``keep_paragraph`` keeps, without duplicates, in the
     source's order."""
     raw = dict.fromkeys(" ".join(p.split()) for p in _raw_paragraphs(
-        source, locale_dir=locale_dir, help_dir=help_dir, text_file=text_file, generated=generated, seed=seed))
+        source, locale_dir=locale_dir, help_dir=help_dir, gnome_dir=gnome_dir, text_file=text_file, generated=generated,
+        seed=seed))
     return [labelled for labelled in map(keep_paragraph, raw) if labelled is not None]
 
 
