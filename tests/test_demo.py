@@ -31,3 +31,13 @@ def test_demo_runs_every_stage(tmp_path, capsys):
     assert transcripts and "CER" in out.err and "WER" in out.err
     table = (tmp_path / "out" / "bias-eval.md").read_text(encoding="utf-8")
     assert table.count("\n| beam 4") == 4 and "| greedy |" in table and (model / "decode.json").is_file()
+
+
+def test_a_missing_help_package_stops_the_demo_before_its_first_stage(tmp_path, capsys):
+    """The punctuation stage reads the help texts after half an hour of training: the demo asks first."""
+    config = DemoConfig(out_dir=str(tmp_path / "out"), db=str(tmp_path / "vasr.db"), n=30,
+                        punct_overrides=(f"gnome_dir={tmp_path / 'no-help'}",))
+    with pytest.raises(FileNotFoundError, match=r"^held-out source gnome: no GNOME help at .*no-help \(Debian "
+                                                r"package gnome-user-docs\); --set heldout='' trains without one$"):
+        run_demo(config)
+    assert "=== 1/6" not in capsys.readouterr().out and not (tmp_path / "out" / "synth").exists()

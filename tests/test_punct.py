@@ -202,3 +202,15 @@ def test_gnome_help_pages_give_their_paragraphs(tmp_path):
     assert paragraphs[0].cases == (1, 1, 0, 1, 0, 0, 0, 0)
     with pytest.raises(FileNotFoundError, match="gnome-user-docs"):
         source_paragraphs("gnome", locale_dir="", gnome_dir=str(tmp_path / "none"))
+
+
+def test_a_missing_training_source_is_named_before_any_work(tmp_path):
+    from vasr.punct.train import PunctConfig, train
+
+    config = PunctConfig(db=str(tmp_path / "runs.db"), out_dir=str(tmp_path / "m"), heldout="",
+                         help_dir=str(tmp_path / "none"))
+    with pytest.raises(FileNotFoundError, match=r"^training source libreoffice: no LibreOffice help at .*none "
+                                                r"\(Debian package libreoffice-help-vi\); --set sources=\[\.\.\.\] "
+                                                r"without libreoffice$"):
+        train(config)
+    assert not (tmp_path / "runs.db").exists() and not (tmp_path / "m").exists()

@@ -36,7 +36,7 @@ def run_demo(config: DemoConfig) -> int:
     from vasr.db import store
     from vasr.evaluate import EvalConfig, evaluate
     from vasr.export.onnx_export import ExportConfig, export
-    from vasr.punct.train import PunctConfig
+    from vasr.punct.train import PunctConfig, check_sources
     from vasr.punct.train import train as train_punct
     from vasr.data.utterance import DataSource
     from vasr.db.runs import load_utterances
@@ -48,6 +48,8 @@ def run_demo(config: DemoConfig) -> int:
     engine = store.connect(config.db)
     db = str(engine.url.render_as_string(hide_password=False))
     started = time.perf_counter()
+    punct_config = cfg.load(PunctConfig, None, [f"db={db}", f"out_dir={out / 'model'}", *config.punct_overrides])
+    check_sources(punct_config)         # its help texts are read at stage 5: a missing one is said now
 
     _stage("1/6 synthetic corpus (espeak-ng) -> database")
     jobs, report = synthesize(SynthConfig(n=config.n, out_dir=str(out / "synth")), engine)
@@ -74,7 +76,7 @@ def run_demo(config: DemoConfig) -> int:
 
     _stage("5/6 punctuation and capitalisation model into the model directory, then transcribe the test split "
            "with the int8 model (onnxruntime, no torch)")
-    punct = train_punct(cfg.load(PunctConfig, None, [f"db={db}", f"out_dir={model_dir}", *config.punct_overrides]))
+    punct = train_punct(punct_config)
     print(f"punctuation model {punct.out_dir} in {punct.seconds:.0f} s")
     test = load_utterances(DataSource("test"), db)
     status = run(TranscribeConfig(model_dir=str(model_dir), out_dir=str(out / "transcripts")), utterances=test)

@@ -31,8 +31,8 @@ from vasr.punct.labels import Labelled, label_text
 from vasr.punct.sentences import generated_paragraphs
 from vasr.text.normalize import is_syllable
 
-__all__ = ["SOURCES", "HELP_DIR", "GNOME_HELP_DIR", "source_paragraphs", "keep_paragraph", "is_validation", "training_windows",
-           "evaluation_windows"]
+__all__ = ["SOURCES", "HELP_DIR", "GNOME_HELP_DIR", "help_root", "source_paragraphs", "keep_paragraph",
+           "is_validation", "training_windows", "evaluation_windows"]
 
 SOURCES = ("catalogues", "libreoffice", "gnome", "generated", "file")
 HELP_DIR = "/usr/share/libreoffice/help/vi"
@@ -64,17 +64,24 @@ def keep_paragraph(text: str) -> Labelled | None:
     return labelled
 
 
+def help_root(source: str, directory: str | Path) -> Path:
+    """``directory`` when it holds the help pages of ``source`` (libreoffice, gnome); FileNotFoundError
+    naming the Debian package otherwise."""
+    project, package, _, _ = _HELP[source]
+    root = Path(directory)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no {project} help at {root} (Debian package {package})")
+    return root
+
+
 def _help_paragraphs(directory: str | Path, source: str = "libreoffice") -> Iterator[str]:
     """The text of each block of every help page of ``source`` under ``directory``: LibreOffice's HTML
     paragraphs, headings, list items and table cells, GNOME's Mallard paragraphs (inline elements such
     as ``<gui>`` and ``<key>`` keep their text). The pages are generated, every text in such an element,
     so a pattern reads them ten times faster than html.parser (0.5 s against 4.8 s); the little
     navigation text among them is English, which the syllable share of ``keep_paragraph`` drops."""
-    project, package, pages, block = _HELP[source]
-    root = Path(directory)
-    if not root.is_dir():
-        raise FileNotFoundError(f"no {project} help at {root} (Debian package {package})")
-    for path in sorted(root.rglob(pages)):
+    _, _, pages, block = _HELP[source]
+    for path in sorted(help_root(source, directory).rglob(pages)):
         for match in block.finditer(path.read_text(encoding="utf-8", errors="replace")):
             yield html.unescape(_HTML_TAG.sub("", match.group("text")))
 

@@ -25,7 +25,8 @@ from vasr import config as cfg
 from vasr.data.textsource import DEFAULT_LOCALE_DIR
 from vasr.db import runs, store
 from vasr.model import num_parameters
-from vasr.punct.corpus import GNOME_HELP_DIR, HELP_DIR, evaluation_windows, is_validation, source_paragraphs, training_windows
+from vasr.punct.corpus import (GNOME_HELP_DIR, HELP_DIR, evaluation_windows, help_root, is_validation,
+                               source_paragraphs, training_windows)
 from vasr.punct.export import export_onnx, write_description
 from vasr.punct.labels import Labelled
 from vasr.punct.metrics import Scores, score
@@ -34,7 +35,7 @@ from vasr.runtime.punct import Features, Punctuator
 from vasr.tracker import hardware
 from vasr.train import OptimConfig, get_lr
 
-__all__ = ["PunctConfig", "Result", "build_features", "train"]
+__all__ = ["PunctConfig", "Result", "build_features", "check_sources", "train"]
 
 IGNORE = -100                 # target of a padded position
 
@@ -83,6 +84,20 @@ class Result:
 def _paragraphs(c: PunctConfig, source: str) -> list[Labelled]:
     return source_paragraphs(source, locale_dir=c.locale_dir, help_dir=c.help_dir, gnome_dir=c.gnome_dir,
                              text_file=c.text_file, generated=c.generated, seed=c.seed)
+
+
+def check_sources(c: PunctConfig) -> None:
+    """FileNotFoundError naming the source, its Debian package and the way round it when a help source
+    of ``c`` (trained on or held out) is not installed; ``vasr demo`` asks before its first stage."""
+    directories = {"libreoffice": c.help_dir, "gnome": c.gnome_dir}
+    for source in (*c.sources, c.heldout):
+        if source in directories:
+            try:
+                help_root(source, directories[source])
+            except FileNotFoundError as exc:
+                role, hint = (("held-out", "--set heldout='' trains without one") if source == c.heldout else
+                              ("training", f"--set sources=[...] without {source}"))
+                raise FileNotFoundError(f"{role} source {source}: {exc}; {hint}") from None
 
 
 def build_features(paragraphs: Sequence[Labelled], c: PunctConfig) -> Features:
@@ -144,6 +159,7 @@ def train(c: PunctConfig, report: Callable[[str], None] = print) -> Result:
                          f"{c.max_window}")
     if c.threads:
         torch.set_num_threads(c.threads)
+    check_sources(c)
     torch.manual_seed(c.seed)
     rng = random.Random(c.seed)
     paragraphs = {source: _paragraphs(c, source) for source in c.sources}
@@ -151,10 +167,7 @@ def train(c: PunctConfig, report: Callable[[str], None] = print) -> Result:
     val_set = [p for ps in paragraphs.values() for p in ps if is_validation(p, c.val_share)]
     if not train_set:
         raise ValueError(f"no training paragraphs in sources {', '.join(c.sources)}")
-    try:
-        heldout = _paragraphs(c, c.heldout) if c.heldout else []
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(f"held-out source {c.heldout}: {exc}; --set heldout='' trains without one") from None
+    heldout = _paragraphs(c, c.heldout) if c.heldout else []
     features = build_features(train_set, c)
     model = PunctModel(c.model, len(features.vocabulary) + 2, c.buckets)
     val_windows = evaluation_windows(val_set, c.eval_window)
