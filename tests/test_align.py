@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from vasr.align import WordSpan, align_tokens, align_words, score_utterance, token_runs
-from vasr.clean import CleanConfig, Scored, flag
+from vasr.clean import CleanConfig, Scored, TextModel, flag, text_evidence
 from vasr.text.tokens import CharTokenizer
 
 FRAME_S = 0.04
@@ -111,7 +111,7 @@ def test_flag_rules_are_robust_and_need_the_floor():
              _scored(109, 0.05, error=too_fast), _scored(110, 0.8, error=too_fast),
              _scored(111, 0.05, word_gap=22.0, next_gap=14.0), _scored(112, 0.05, error=too_fast, rate=11.5),
              _scored(113, 0.05, error=too_fast, rate=10.8), _scored(114, 0.05, word_gap=40.0, next_gap=30.0)]
-    config = CleanConfig(gap_z=6.0)            # the likelihood rule is off by default
+    config = CleanConfig(gap_z=6.0, text_weight=0)   # the likelihood rule is off by default; the text: below
     flags = {f.utterance.audio_id: f.reasons for f in flag(rows, config)}
     # 101: an outlier, but under the CER floor; 106: a word gap under the floor; 109: its transcript does
     # not fit the frames, but the model heard it (CER 0.05): fast speech, not a wrong transcript; 111: its
@@ -128,7 +128,7 @@ def test_flag_rules_are_robust_and_need_the_floor():
     assert flags[105][0].endswith("('ref' heard as 'heard', 58 nats past the next worst word)")
     assert flags[107] == ("untranscribed: 3 letters heard outside the transcript",)
     assert flags[108] == ("length x2.00",)
-    assert 103 not in {f.utterance.audio_id for f in flag(rows)}
+    assert 103 not in {f.utterance.audio_id for f in flag(rows, CleanConfig(text_weight=0))}
     assert not flag(rows, CleanConfig(flag_unaligned=False, cer_floor=0.9, rate_z=100, word_floor=100,
                                       word_gap_floor=100, outside_letters=0, length_ratio=0))
     # a voice whose every utterance is unaligned has no group to be judged against: flagged as unaligned
@@ -137,6 +137,58 @@ def test_flag_rules_are_robust_and_need_the_floor():
     # a speaker with enough utterances is judged against itself: a weak voice's high CER is its normal
     weak = [_scored(200 + i, 0.5 + 0.01 * (i % 5), speaker="weak") for i in range(25)]
     assert {f.utterance.audio_id for f in flag(rows + weak, config)} == set(flags)
+
+
+def test_the_text_model_leaves_the_scored_transcript_out():
+    model = TextModel(["a b", "a"], order=1)
+    # unigrams a 2, b 1, </s> 2 (5 in all, 3 kinds, 4 words with the unknown one), discount 0.75:
+    # P(a) = P(</s>) = (2 - 0.75 + 0.75 * 3 / 4) / 5 = 0.3625
+    assert model.logprob(["a"]) == pytest.approx(2 * math.log(0.3625))
+    # without "a"'s own counts: a 1, b 1, </s> 1: (1 - 0.75 + 0.75 * 3 / 4) / 3
+    assert model.logprob(["a"], leave_out="a") == pytest.approx(2 * math.log(0.8125 / 3))
+    trigram = TextModel(["mở tập tin", "mở tập tin mới", "lưu tập tin"])
+    assert sum(math.exp(trigram.logprob([w], leave_out="lưu tập tin")) for w in ("mở", "tập", "tin", "mới", "lưu",
+                                                                                 "xyz")) < 1.0
+    # a word only the left-out transcript has is as unlikely as one never seen
+    assert trigram.logprob(["lưu"], leave_out="lưu tập tin") == pytest.approx(trigram.logprob(["xyz"],
+                                                                                                leave_out="lưu tập tin"))
+
+
+def _corpus_rows() -> list[Scored]:
+    """40 right transcripts of a small command language, each heard as written (worst word gap 0-4)."""
+    import dataclasses
+
+    rng = np.random.default_rng(2)
+    objects = ["tập tin", "thư mục", "cửa sổ", "bảng tính"]
+    verbs = ["mở", "đóng", "lưu", "xóa", "chọn"]
+    rows = []
+    for i in range(40):
+        text = f"{verbs[i % 5]} {objects[i % 4]} này"
+        rows.append(dataclasses.replace(_scored(i, 0.05, word_gap=float(rng.uniform(0, 4))), text=text,
+                                        worst_word=text.split()[1], worst_heard=text.split()[1]))
+    return rows
+
+
+def test_the_text_decides_a_word_the_audio_alone_leaves_in_doubt():
+    import dataclasses
+
+    base = _scored(0, 0.05)
+    # "mở tập tin này" written as "mở tập bàn này": 15 nats past the next worst word, under the floor
+    # of 18 alone; the model heard "tin", which the other transcripts say follows "tập"
+    replaced = dataclasses.replace(base, audio_id=100, text="mở tập bàn này", worst_word="bàn", worst_heard="tin",
+                                   word_gap=16.0, next_word_gap=1.0)
+    # a right transcript whose "cửa" the model hears as "cưa x": 22 nats past the next one, but
+    # the text says the written word fits and what was heard does not
+    misheard = dataclasses.replace(base, audio_id=101, text="đóng cửa sổ này", worst_word="cửa",
+                                   worst_heard="cưa x", word_gap=23.0, next_word_gap=1.0)
+    rows = [*_corpus_rows(), replaced, misheard]
+    evidence = text_evidence(rows)
+    assert evidence[100] == pytest.approx(10.90, abs=0.01) and evidence[101] == pytest.approx(-14.85, abs=0.01)
+    assert all(evidence[i] == 0.0 for i in range(40))        # heard as written: the same sentence
+    assert [f.reasons for f in flag(rows, CleanConfig(text_weight=0))] == [
+        ("word z=4.0 ('cửa' heard as 'cưa x', 22 nats past the next worst word)",)]
+    assert [f.reasons for f in flag(rows)] == [
+        ("word z=4.7 ('bàn' heard as 'tin', 26 nats past the next worst word, +11 from the text)",)]
 
 
 def test_a_short_transcript_needs_a_larger_cer_to_be_flagged():

@@ -247,8 +247,8 @@ def score_utterance(log_probs: np.ndarray, text: str, tokenizer, frame_s: float,
     worst = max(range(len(alignment.word_gaps)), key=alignment.word_gaps.__getitem__)
     lo, hi = alignment.word_frames[worst]
     heard = tokens_to_text([t for t, f in zip(hyp.tokens, hyp.frames) if lo <= f < hi], tokenizer.symbols)
-    word, heard = alignment.words[worst].word, heard.replace(" ", "")
-    mismatch = edit_distance(word, heard) / max(len(word), len(heard), 1)
+    word, heard, letters = alignment.words[worst].word, heard.strip(), heard.replace(" ", "")
+    mismatch = edit_distance(word, letters) / max(len(word), len(letters), 1)
     first, end = round(alignment.words[0].start_s / frame_s), round(alignment.words[-1].end_s / frame_s)
     outside = sum(len(tokenizer.symbols[t].replace(WORD_SPACE, "")) for t, f in zip(hyp.tokens, hyp.frames)
                   if f < first or f >= end)
