@@ -228,7 +228,7 @@ def text_evidence(rows: Sequence[Scored], order: int = 3) -> dict[int, float]:
     transcript was the likelier by a median of 7.5 nats (trigram; 7.2 bigram). A word the model
     mishears comes out as letters that make no word: the written one fits far better. (An alignment
     run from before vasr kept the spaces of ``worst_heard`` gives the heard words as one: an unseen
-    word, so the text only counts against the written word there when one word was heard.)"""
+    word, so there the text counts for the written word unless one word was heard.)"""
     scored = [r for r in rows if r.error is None and r.worst_word is not None]
     model = TextModel([r.text for r in rows if r.text], order)
     out = {}
